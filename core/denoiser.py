@@ -1,0 +1,69 @@
+"""The denoiser as the drag algorithms see it.
+
+Conventions, the same as the papers' diffusers code so that their hyper-parameters carry over:
+- latents are in the DDPM convention: the VAE latent times the model's scale factor (0.18215 for
+  SD 1.5), noised as x_t = sqrt(ᾱ_t)·x_0 + sqrt(1 − ᾱ_t)·ε;
+- t is an integer training timestep (0 … len(alphas_cumprod) − 1);
+- the model predicts ε;
+- feature taps are named by diffusers' `up_blocks[i]`: tap i is the output of decoder stage i
+  (upsampler included), i = 0 … number of stages − 1 (SD 1.5: 0 → 1280×8×8 … 3 → 320×64×64 for a
+  64×64 latent);
+- self-attention layers are numbered in execution order over the whole UNet, counting only
+  self-attention (SD 1.5: 0–5 encoder, 6 middle, 7–15 decoder; MasaCtrl's "layer 10" is the first
+  self-attention of `up_blocks[2]`).
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Callable, Protocol, Sequence
+
+import torch
+
+
+@dataclass(frozen=True)
+class Prediction:
+    eps: torch.Tensor
+    features: dict[int, torch.Tensor]  # up-block index → feature map [B, C, h, w]
+
+
+@dataclass(frozen=True)
+class AttentionCall:
+    """One self-attention evaluation inside the UNet, as seen by an attention hook."""
+
+    layer: int  # self-attention index in execution order (see module docstring)
+    place: str  # "down" | "mid" | "up"
+    heads: int
+    t: int  # the timestep this UNet call runs at
+
+
+# hook(q, k, v, call) -> attention output [B, tokens, heads·dim] or None for the default attention.
+# q, k, v are [B, tokens, heads·dim], already projected (and LoRA-adapted) by the model.
+AttentionHook = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, AttentionCall], "torch.Tensor | None"]
+
+
+class Denoiser(Protocol):
+    """An ε-prediction UNet with SD-standard feature taps and a self-attention hook."""
+
+    @property
+    def alphas_cumprod(self) -> torch.Tensor:
+        """ᾱ_t for every training timestep, float64, on the CPU."""
+
+    @property
+    def device(self) -> torch.device: ...
+
+    @property
+    def dtype(self) -> torch.dtype: ...
+
+    @property
+    def up_block_count(self) -> int:
+        """How many decoder stages (`up_blocks`) the UNet has (SD 1.5: 4)."""
+
+    def predict(self, x_t: torch.Tensor, t: int, cond: torch.Tensor, up_features: Sequence[int] = ()) -> Prediction:
+        """ε at timestep t for latents x_t [B, 4, h, w] and text context cond [1 or B, tokens, dim].
+
+        Differentiable with respect to x_t when called with gradients enabled."""
+
+    def attention_hook(self, hook: AttentionHook | None) -> AbstractContextManager[None]:
+        """While the context is open, every self-attention of the UNet goes through `hook`."""

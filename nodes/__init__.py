@@ -1,0 +1,10 @@
+"""DragKit's ComfyUI nodes (V3 schema, comfy_api v0_0_2): thin adapters over core/."""
+
+from comfy_api.v0_0_2 import ComfyExtension, io
+
+from .editor import DragKitEditor
+
+
+class DragKitExtension(ComfyExtension):
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return [DragKitEditor]

@@ -1,0 +1,73 @@
+"""DragKit Editor: the user's handle → target pairs, editable mask and regions, as DRAGKIT_DRAG."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from comfy_api.v0_0_2 import io, ui
+
+from ..core.drag import DragSpec, DragSpecError
+from .types import DragType
+
+DRAG_DATA_HELP = (
+    "The drag as JSON (schema v1, image pixels). The editor widget writes it: click a handle then its "
+    "target, paint the editable mask, mark DragNeXt regions. See the README for the schema."
+)
+
+
+def parse_drag_data(drag_data: str) -> DragSpec:
+    if not drag_data.strip():
+        raise DragSpecError("there are no handle → target pairs yet; place at least one pair in the editor")
+    return DragSpec.from_json(drag_data)
+
+
+class DragKitEditor(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DragKitEditor",
+            display_name="DragKit Editor",
+            category="DragKit",
+            description="Handle → target points, the editable mask and DragNeXt regions for a drag edit.",
+            inputs=[
+                io.Image.Input("image", tooltip="The image the points are placed on."),
+                io.String.Input("drag_data", multiline=True, default="", tooltip=DRAG_DATA_HELP),
+                io.Mask.Input("mask", optional=True, tooltip="Editable region; replaces the painted mask when connected."),
+            ],
+            outputs=[
+                DragType.Output(display_name="drag"),
+                io.Mask.Output(display_name="mask", tooltip="The editable region (all ones when none was painted)."),
+            ],
+        )
+
+    @classmethod
+    def validate_inputs(cls, drag_data: str) -> bool | str:
+        try:
+            parse_drag_data(drag_data)
+        except DragSpecError as exc:
+            return str(exc)
+        return True
+
+    @classmethod
+    def execute(cls, image: torch.Tensor, drag_data: str, mask: torch.Tensor | None = None) -> io.NodeOutput:
+        spec = parse_drag_data(drag_data)
+        height, width = image.shape[1], image.shape[2]
+        if (spec.width, spec.height) != (width, height):
+            raise DragSpecError(
+                f"drag_data: the points were placed on a {spec.width}×{spec.height} image but the image input is "
+                f"{width}×{height}; open the editor on this image and place the points again"
+            )
+        if mask is not None:
+            spec = spec.with_mask(_editable_mask(mask, width, height))
+        editable = torch.from_numpy(spec.editable_mask().astype(np.float32))[None]
+        return io.NodeOutput(spec, editable, ui=ui.PreviewImage(image[:1], cls=cls))
+
+
+def _editable_mask(mask: torch.Tensor, width: int, height: int) -> np.ndarray:
+    mask = mask.reshape(-1, *mask.shape[-2:])[0]
+    if tuple(mask.shape) != (height, width):
+        raise DragSpecError(
+            f"mask: the mask input is {mask.shape[1]}×{mask.shape[0]} but the image is {width}×{height}; "
+            "masks must have the image's size"
+        )
+    return mask.cpu().numpy() > 0.5

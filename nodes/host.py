@@ -1,0 +1,209 @@
+"""The one door into ComfyUI internals: ComfyUI's side of core's `Denoiser` protocol.
+
+Everything that touches `comfy.*` lives here, so a ComfyUI update breaks one file. The user's
+MODEL (a ModelPatcher) is never patched: `ComfyDenoiser` works on a `clone()` and passes its
+feature taps and attention hooks per call through `transformer_options`, so nothing outlives a
+node, whether it returns, fails or is cancelled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Sequence
+
+import torch
+
+import comfy.ldm.modules.attention as comfy_attention
+import comfy.model_management as model_management
+import comfy.utils
+
+from ..core.denoiser import AttentionCall, AttentionHook, Prediction
+
+_PLACES = {"input": "down", "middle": "mid", "output": "up"}
+
+
+class ComfyDenoiser:
+    """ε-prediction in the DDPM convention on a clone of a ComfyUI SD-family MODEL."""
+
+    def __init__(self, model) -> None:
+        self.patcher = model.clone()
+        unet = self.patcher.model.diffusion_model
+        self._unet = unet
+        self._self_attention = _self_attention_sites(unet)
+        self._stage_ends = _decoder_stage_ends(unet)
+        self._hook: AttentionHook | None = None
+        self._timestep = 0
+
+    # --- model management ---------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Load through ComfyUI's model management (evicting others as it sees fit)."""
+        model_management.load_models_gpu([self.patcher])
+
+    def load_for_gradients(self) -> None:
+        """Load, then make sure no parameter is an inference tensor.
+
+        Loader nodes run under inference mode, so the weights are inference tensors and autograd
+        refuses to save them for backward even with respect to the latent alone. Cloning each one
+        outside inference mode gives equal, ordinary tensors (one at a time, to keep peak memory low).
+        Call inside `gradients()`."""
+        self.load()
+        for module in self.patcher.model.modules():
+            for name, param in list(module.named_parameters(recurse=False)):
+                if param.is_inference():
+                    setattr(module, name, torch.nn.Parameter(param.clone(), requires_grad=False))
+
+    @property
+    def device(self) -> torch.device:
+        return self.patcher.load_device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.patcher.model.get_dtype()
+
+    @property
+    def alphas_cumprod(self) -> torch.Tensor:
+        sigmas = self.patcher.get_model_object("model_sampling").sigmas.detach().to("cpu", torch.float64)
+        return 1.0 / (1.0 + sigmas**2)
+
+    @property
+    def up_block_count(self) -> int:
+        return len(self._stage_ends)
+
+    # --- latents --------------------------------------------------------------------------------
+
+    def to_model_latent(self, samples: torch.Tensor) -> torch.Tensor:
+        """LATENT["samples"] (raw VAE latent) → the DDPM-convention latent the algorithms use."""
+        return self.patcher.model.process_latent_in(samples.clone().to(self.device, torch.float32))
+
+    def from_model_latent(self, latent: torch.Tensor) -> torch.Tensor:
+        return self.patcher.model.process_latent_out(latent.detach()).to(model_management.intermediate_device())
+
+    # --- the Denoiser protocol ------------------------------------------------------------------
+
+    def predict(self, x_t: torch.Tensor, t: int, cond: torch.Tensor, up_features: Sequence[int] = ()) -> Prediction:
+        base = self.patcher.model
+        sampling = self.patcher.get_model_object("model_sampling")
+        batch = x_t.shape[0]
+        sigma = sampling.sigma(torch.full((batch,), float(t), device=x_t.device))
+        sigma_view = sigma.view(batch, 1, 1, 1).to(x_t.dtype)
+        # ComfyUI's EPS models take x = x_ddpm·sqrt(1 + σ²) and return the denoised x0 = x − σ·ε.
+        x = x_t * (1.0 + sigma_view**2) ** 0.5
+        context = cond.to(x_t.device, x_t.dtype)
+        if context.shape[0] != batch:
+            context = context.expand(batch, *context.shape[1:])
+        features: dict[int, torch.Tensor] = {}
+        options = self._transformer_options(up_features, features, sigma)
+        self._timestep = t
+        with self._last_stage_tap(up_features, features):
+            denoised = self._apply_model(base, x, sigma, context, options)
+        eps = (x - denoised) / sigma_view
+        return Prediction(eps=eps, features={i: features[i] for i in up_features})
+
+    @contextlib.contextmanager
+    def attention_hook(self, hook: AttentionHook | None) -> Iterator[None]:
+        previous, self._hook = self._hook, hook
+        try:
+            yield
+        finally:
+            self._hook = previous
+
+    # --- internals ------------------------------------------------------------------------------
+
+    def _apply_model(self, base, x, sigma, context, options) -> torch.Tensor:
+        wrapper = self.patcher.model_options.get("model_function_wrapper")
+        if wrapper is None:
+            return base.apply_model(x, sigma, c_crossattn=context, transformer_options=options)
+        c = {"c_crossattn": context, "transformer_options": options}
+        return wrapper(base.apply_model, {"input": x, "timestep": sigma, "c": c, "cond_or_uncond": [0]})
+
+    def _transformer_options(self, up_features: Sequence[int], features: dict, sigma: torch.Tensor) -> dict:
+        """The clone's own transformer options plus this call's taps and attention replacements."""
+        options = dict(self.patcher.model_options.get("transformer_options", {}))
+        patches = {k: list(v) for k, v in options.get("patches", {}).items()}
+        replace = {k: dict(v) for k, v in options.get("patches_replace", {}).items()}
+        for i in up_features:
+            if not 0 <= i < len(self._stage_ends):
+                raise ValueError(f"up_blocks[{i}] does not exist; this UNet has {len(self._stage_ends)} decoder stages")
+        taps = {self._stage_ends[i]: i for i in up_features if self._stage_ends[i] < len(self._unet.output_blocks)}
+        if taps:
+            patches["output_block_patch"] = patches.get("output_block_patch", []) + [_output_tap(taps, features)]
+        if self._hook is not None:
+            attn1 = replace.setdefault("attn1", {})
+            for layer, (block, place) in enumerate(self._self_attention):
+                attn1[block] = self._attention_replacement(layer, place)
+        options.update(patches=patches, patches_replace=replace, cond_or_uncond=[0], sigmas=sigma)
+        return options
+
+    @contextlib.contextmanager
+    def _last_stage_tap(self, up_features: Sequence[int], features: dict) -> Iterator[None]:
+        """The last decoder stage has no later output-block patch point: read the input of `out`."""
+        last = len(self._stage_ends) - 1
+        if last not in up_features:
+            yield
+            return
+        handle = self._unet.out.register_forward_pre_hook(lambda _m, args: features.__setitem__(last, args[0]))
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    def _attention_replacement(self, layer: int, place: str):
+        def replacement(q, k, v, extra_options):
+            heads = extra_options["n_heads"]
+            out = self._hook(q, k, v, AttentionCall(layer=layer, place=place, heads=heads, t=self._timestep))
+            if out is None:
+                out = comfy_attention.optimized_attention(q, k, v, heads, attn_precision=extra_options.get("attn_precision"))
+            return out
+
+        return replacement
+
+
+def _output_tap(taps: dict[int, int], features: dict):
+    def tap(h, hsp, transformer_options):
+        block = transformer_options.get("block")
+        if block is not None and block[1] in taps:
+            features[taps[block[1]]] = h
+        return h, hsp
+
+    return tap
+
+
+def _decoder_stage_ends(unet) -> list[int]:
+    """For each decoder stage (diffusers up_blocks[i]), the output-block index just after it."""
+    ends, end = [], 0
+    for level in reversed(range(len(unet.channel_mult))):
+        end += unet.num_res_blocks[level] + 1
+        ends.append(end)
+    return ends
+
+
+def _self_attention_sites(unet) -> list[tuple[tuple[str, int, int], str]]:
+    """Every self-attention as (ComfyUI attn1 patch key, place), in execution order."""
+    from comfy.ldm.modules.attention import SpatialTransformer
+
+    groups = [("input", list(unet.input_blocks)), ("middle", [unet.middle_block]), ("output", list(unet.output_blocks))]
+    sites = []
+    for name, blocks in groups:
+        for block_id, block in enumerate(blocks):
+            for module in block.modules():
+                if isinstance(module, SpatialTransformer):
+                    for index in range(len(module.transformer_blocks)):
+                        sites.append(((name, block_id, index), _PLACES[name]))
+    return sites
+
+
+@contextlib.contextmanager
+def gradients() -> Iterator[None]:
+    """Autograd inside a node: ComfyUI runs every node under inference mode."""
+    with torch.inference_mode(False), torch.enable_grad():
+        yield
+
+
+def check_interrupted() -> None:
+    """Raise ComfyUI's interruption (reported as 'interrupted', not as an error) if the user cancelled."""
+    model_management.throw_exception_if_processing_interrupted()
+
+
+def progress_bar(total: int):
+    return comfy.utils.ProgressBar(total)

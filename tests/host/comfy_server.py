@@ -1,0 +1,158 @@
+"""A real ComfyUI server on CPU with DragKit loaded, and a small client for its HTTP/websocket API."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+import websocket
+
+ROOT = Path(__file__).resolve().parents[2]
+TESTING_NODES = Path(__file__).resolve().parent / "testing_nodes"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare_base_directory(base: Path) -> Path:
+    """models/, input/, output/ and custom_nodes/ (DragKit + the test-only nodes) for one server."""
+    custom = base / "custom_nodes"
+    custom.mkdir(parents=True, exist_ok=True)
+    for name, target in (("dragkit", ROOT), ("dragkit_testing", TESTING_NODES)):
+        link = custom / name
+        if not link.exists():
+            link.symlink_to(target, target_is_directory=True)
+    for sub in ("models/checkpoints", "models/loras", "input", "output", "user"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    return base
+
+
+class ComfyServer:
+    """`main.py --cpu` on a free loopback port; always stopped by `stop()`."""
+
+    def __init__(self, comfyui: Path, base: Path, extra_args: tuple[str, ...] = ()) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = base / "server.log"
+        command = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+                   "--base-directory", str(base), "--disable-auto-launch", *extra_args]
+        self._log = open(self.log_path, "w")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.process = subprocess.Popen(command, cwd=comfyui, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+
+    def wait_ready(self, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if requests.get(f"{self.url}/system_stats", timeout=2).ok:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"ComfyUI did not answer /system_stats within {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+    def is_alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+@dataclass
+class Run:
+    """What one queued prompt did, from the websocket messages."""
+
+    prompt_id: str
+    status: str = "pending"  # success | error | interrupted
+    executed: list[str] = field(default_factory=list)
+    cached: list[str] = field(default_factory=list)
+    error: dict | None = None
+    outputs: dict = field(default_factory=dict)
+    progress: list[tuple[str, int, int]] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """The error as ComfyUI reported it, for assertion messages."""
+        if not self.error:
+            return self.status
+        trace = "".join(self.error.get("traceback", []))
+        return f"{self.error.get('exception_type')}: {self.error.get('exception_message')}\n{trace}"
+
+
+class ComfyClient:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.client_id = uuid.uuid4().hex
+        self.ws = websocket.create_connection(f"{url.replace('http', 'ws', 1)}/ws?clientId={self.client_id}", timeout=600)
+
+    def close(self) -> None:
+        self.ws.close()
+
+    def object_info(self) -> dict:
+        return requests.get(f"{self.url}/object_info", timeout=30).json()
+
+    def post_prompt(self, prompt: dict) -> requests.Response:
+        return requests.post(f"{self.url}/prompt", json={"prompt": prompt, "client_id": self.client_id}, timeout=60)
+
+    def interrupt(self) -> None:
+        requests.post(f"{self.url}/interrupt", timeout=10)
+
+    def run(self, prompt: dict, on_progress=None, timeout: float = 600) -> Run:
+        """Queue `prompt`, follow it to the end; `on_progress(client, message)` sees progress messages."""
+        response = self.post_prompt(prompt)
+        if response.status_code != 200:
+            raise AssertionError(f"/prompt answered {response.status_code}: {response.text}")
+        run = Run(prompt_id=response.json()["prompt_id"])
+        deadline = time.monotonic() + timeout
+        while run.status == "pending":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"prompt {run.prompt_id} did not finish within {timeout} s")
+            raw = self.ws.recv()
+            if not isinstance(raw, str):
+                continue  # binary preview frames
+            self._follow(run, json.loads(raw), on_progress)
+        history = requests.get(f"{self.url}/history/{run.prompt_id}", timeout=30).json()
+        run.outputs = history.get(run.prompt_id, {}).get("outputs", {})
+        return run
+
+    def _follow(self, run: Run, message: dict, on_progress) -> None:
+        kind, data = message.get("type"), message.get("data", {})
+        if data.get("prompt_id") != run.prompt_id:
+            return
+        if kind == "executing" and data.get("node") is not None:
+            run.executed.append(data["node"])
+        elif kind == "execution_cached":
+            run.cached.extend(data.get("nodes", []))
+        elif kind == "progress":
+            run.progress.append((data.get("node"), data.get("value"), data.get("max")))
+            if on_progress is not None:
+                on_progress(self, data)
+        elif kind == "execution_success":
+            run.status = "success"
+        elif kind == "execution_error":
+            run.status, run.error = "error", data
+        elif kind == "execution_interrupted":
+            run.status = "interrupted"

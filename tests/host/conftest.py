@@ -1,0 +1,33 @@
+"""Fixtures for host tests: a real ComfyUI (COMFYUI_PATH), a generated checkpoint, a live server."""
+
+import pytest
+
+from comfy_inprocess import comfyui_path
+from comfy_server import ComfyClient, ComfyServer, prepare_base_directory
+
+
+@pytest.fixture(scope="session")
+def comfy_base(tmp_path_factory):
+    from models import write_tiny_checkpoint
+
+    base = prepare_base_directory(tmp_path_factory.mktemp("comfy"))
+    write_tiny_checkpoint(base / "models" / "checkpoints" / "tiny_sd15.safetensors")
+    return base
+
+
+@pytest.fixture(scope="session")
+def server(comfy_base):
+    server = ComfyServer(comfyui_path(), comfy_base)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def client(server):
+    client = ComfyClient(server.url)
+    yield client
+    client.close()
+    assert server.is_alive(), f"the server died:\n{server.log()}"

@@ -1,0 +1,115 @@
+"""Random-weight models in real shapes, generated at test time (no weights can be downloaded)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from comfy_inprocess import import_comfy
+
+# The tiny checkpoint's UNet: SD 1.5 widths (320 channels, 768 context) so ComfyUI detects it as
+# SD 1.5, at one level of depth to stay small (28 M parameters).
+TINY_UNET = dict(
+    image_size=32, in_channels=4, out_channels=4, model_channels=320, num_res_blocks=[1], channel_mult=[1],
+    transformer_depth=[1], transformer_depth_output=[1, 1], transformer_depth_middle=1, context_dim=768,
+    num_heads=8, use_linear_in_transformer=False, use_spatial_transformer=True, legacy=False,
+)
+
+# SD 1.5's full block structure (4 levels, 2 res blocks each, attention on the first three
+# levels, 8 heads), narrow: for tests that check what a layer index means.
+NARROW_SD15_UNET = dict(
+    image_size=32, in_channels=4, out_channels=4, model_channels=32, num_res_blocks=[2, 2, 2, 2],
+    channel_mult=[1, 2, 4, 4], transformer_depth=[1, 1, 1, 1, 1, 1, 0, 0],
+    transformer_depth_output=[1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0], transformer_depth_middle=1, context_dim=64,
+    num_heads=8, num_head_channels=-1, use_linear_in_transformer=False, use_spatial_transformer=True, legacy=False,
+    adm_in_channels=None, use_temporal_attention=False, use_temporal_resblock=False, use_checkpoint=False,
+)
+
+# The same structure as diffusers describes it (SD 1.5's config, narrowed).
+NARROW_SD15_DIFFUSERS = dict(
+    sample_size=32, in_channels=4, out_channels=4, block_out_channels=(32, 64, 128, 128), layers_per_block=2,
+    cross_attention_dim=64, attention_head_dim=8, norm_num_groups=32,
+    down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+    up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+)
+
+
+def randomise(state_dict: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Finite random values for every tensor, scaled so activations neither vanish nor explode.
+
+    ComfyUI builds layers without initialisation, so an untouched state dict is garbage memory."""
+    out = {}
+    for key, value in state_dict.items():
+        if value.ndim >= 2:
+            fan_in = math.prod(value.shape[1:])
+            out[key] = torch.randn(value.shape, generator=generator) / math.sqrt(fan_in)
+        elif key.endswith("weight"):  # norm scales
+            out[key] = 1 + 0.1 * torch.randn(value.shape, generator=generator)
+        else:
+            out[key] = 0.02 * torch.randn(value.shape, generator=generator)
+    return out
+
+
+def unet_state_dict(config: dict, seed: int) -> dict[str, torch.Tensor]:
+    comfy = import_comfy()
+    from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
+    import comfy.ops
+
+    with torch.device("meta"):
+        unet = UNetModel(**config, operations=comfy.ops.disable_weight_init, dtype=torch.float32)
+    shapes = {k: torch.empty(v.shape) for k, v in unet.state_dict().items()}
+    return randomise(shapes, torch.Generator().manual_seed(seed))
+
+
+def write_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
+    """An SD 1.5-detectable checkpoint: tiny UNet, TAESD-shaped VAE, one CLIP key (recipe: reference/comfyui.md App. A)."""
+    import_comfy()
+    from comfy.taesd.taesd import TAESD
+    from safetensors.torch import save_file
+
+    generator = torch.Generator().manual_seed(seed + 1)
+    sd = {f"model.diffusion_model.{k}": v for k, v in unet_state_dict(TINY_UNET, seed).items()}
+    for key, value in TAESD(latent_channels=4).state_dict().items():
+        if key == "vae_scale":
+            value = torch.ones_like(value)
+        elif value.ndim > 1:
+            value = torch.randn(value.shape, generator=generator) * 0.05
+        else:
+            value = torch.zeros_like(value)
+        sd[f"first_stage_model.{key}"] = value
+    sd["cond_stage_model.transformer.text_model.final_layer_norm.weight"] = torch.ones(768)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in sd.items()}, str(path))
+    return path
+
+
+def narrow_sd15_patcher(seed: int = 0):
+    """A ComfyUI MODEL (ModelPatcher) with SD 1.5's block structure and narrow random weights.
+
+    Returns the patcher and the LDM-keyed UNet state dict it was loaded from."""
+    import_comfy()
+    import comfy.model_patcher
+    import comfy.supported_models
+
+    unet_sd = unet_state_dict(NARROW_SD15_UNET, seed)
+    config = comfy.supported_models.SD15({k: v for k, v in NARROW_SD15_UNET.items()})
+    config.set_inference_dtype(torch.float32, None)
+    model = config.get_model({})
+    model.diffusion_model.load_state_dict(unet_sd)
+    model.eval()
+    cpu = torch.device("cpu")
+    return comfy.model_patcher.ModelPatcher(model, load_device=cpu, offload_device=cpu), unet_sd
+
+
+def diffusers_twin(unet_sd: dict[str, torch.Tensor]):
+    """diffusers' UNet2DConditionModel with the same weights, converted by diffusers' own converter."""
+    from diffusers import UNet2DConditionModel
+    from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
+
+    unet = UNet2DConditionModel(**NARROW_SD15_DIFFUSERS)
+    checkpoint = {f"model.diffusion_model.{k}": v for k, v in unet_sd.items()}
+    converted = convert_ldm_unet_checkpoint(checkpoint, dict(unet.config))
+    unet.load_state_dict(converted, strict=True)
+    return unet.eval()

@@ -1,0 +1,97 @@
+"""Test-only nodes, loaded next to DragKit by the test server (never shipped).
+
+They drive `nodes/host.py` the way DragKit's own nodes do, so host tests can check gradients inside
+a node, and that patching, failing or being interrupted leaves the user's MODEL untouched.
+"""
+
+import hashlib
+import importlib
+import os
+import sys
+
+import torch
+
+
+def _host():
+    """DragKit's host module; ComfyUI registers a pack under its path (custom_nodes/dragkit)."""
+    pack = next(name for name in sys.modules if name.endswith(os.sep + "dragkit"))
+    return importlib.import_module(pack + ".nodes.host")
+
+
+class DragKitTestGradient:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "latent": ("LATENT",), "conditioning": ("CONDITIONING",)}}
+
+    RETURN_TYPES = ()
+    FUNCTION = "run"
+    OUTPUT_NODE = True
+    CATEGORY = "DragKit/testing"
+
+    def run(self, model, latent, conditioning):
+        host = _host()
+        with host.gradients():
+            denoiser = host.ComfyDenoiser(model)
+            denoiser.load_for_gradients()
+            x = denoiser.to_model_latent(latent["samples"]).requires_grad_(True)
+            prediction = denoiser.predict(x, 500, conditioning[0][0].clone(), up_features=(0,))
+            scalar = prediction.eps.square().mean() + prediction.features[0].mean()
+            (gradient,) = torch.autograd.grad(scalar, x)
+        report = {"norm": float(gradient.norm()), "finite": bool(torch.isfinite(gradient).all())}
+        return {"ui": {"gradient": [report]}}
+
+
+class DragKitTestPatchedLoop:
+    """Gradient steps on the latent with every self-attention replaced and feature taps on."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"model": ("MODEL",), "latent": ("LATENT",), "conditioning": ("CONDITIONING",),
+                             "steps": ("INT", {"default": 3, "min": 1}), "fail_at": ("INT", {"default": -1, "min": -1})}}
+
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "run"
+    CATEGORY = "DragKit/testing"
+
+    def run(self, model, latent, conditioning, steps, fail_at):
+        host = _host()
+        progress = host.progress_bar(steps)
+        with host.gradients():
+            denoiser = host.ComfyDenoiser(model)
+            denoiser.load_for_gradients()
+            x = denoiser.to_model_latent(latent["samples"]).requires_grad_(True)
+            cond = conditioning[0][0].clone()
+            # Attention that ignores the keys: a leak into later runs would change their output.
+            with denoiser.attention_hook(lambda q, k, v, call: v):
+                for step in range(steps):
+                    if step == fail_at:
+                        raise RuntimeError(f"test failure at step {step}")
+                    prediction = denoiser.predict(x, 700, cond, up_features=(0,))
+                    scalar = prediction.eps.square().mean() + prediction.features[0].mean()
+                    (gradient,) = torch.autograd.grad(scalar, x)
+                    x = (x - 0.1 * gradient).detach().requires_grad_(True)
+                    progress.update(1)
+        return ({"samples": denoiser.from_model_latent(x)},)
+
+
+class DragKitTestDigest:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"latent": ("LATENT",)}}
+
+    RETURN_TYPES = ()
+    FUNCTION = "run"
+    OUTPUT_NODE = True
+    CATEGORY = "DragKit/testing"
+
+    def run(self, latent):
+        samples = latent["samples"].contiguous().cpu()
+        digest = hashlib.sha256(samples.numpy().tobytes()).hexdigest()
+        return {"ui": {"digest": [digest], "finite": [bool(torch.isfinite(samples).all())]}}
+
+
+NODE_CLASS_MAPPINGS = {
+    "DragKitTestGradient": DragKitTestGradient,
+    "DragKitTestPatchedLoop": DragKitTestPatchedLoop,
+    "DragKitTestDigest": DragKitTestDigest,
+}

@@ -1,0 +1,82 @@
+"""DragSpec: the schema v1 round trip and validation messages that name what is wrong."""
+
+import json
+
+import numpy as np
+import pytest
+
+from dragkit.core.drag import DragSpec, DragSpecError, Region, decode_rle, encode_rle
+
+
+def spec_json(**overrides) -> str:
+    data = {"version": 1, "width": 8, "height": 6, "pairs": [{"handle": [1, 2], "target": [5, 2.5]}], "mask": None, "regions": []}
+    data.update(overrides)
+    return json.dumps(data)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_rle_round_trip(seed):
+    mask = np.random.default_rng(seed).random((6, 8)) > 0.5
+    counts = encode_rle(mask)
+    assert sum(counts) == 48
+    assert np.array_equal(decode_rle(counts, 8, 6), mask)
+
+
+def test_rle_starts_with_a_zero_run():
+    mask = np.zeros((2, 3), bool)
+    mask[0, 0] = True
+    assert encode_rle(mask) == [0, 1, 5]
+    assert encode_rle(np.zeros((2, 3), bool)) == [6]
+
+
+def test_json_round_trip_keeps_points_mask_and_regions():
+    rng = np.random.default_rng(0)
+    mask, region_mask = rng.random((6, 8)) > 0.3, rng.random((6, 8)) > 0.7
+    spec = DragSpec(8, 6, ((1.0, 2.0), (3.5, 4.0)), ((5.0, 2.5), (0.0, 5.0)), mask,
+                    (Region(1, "rotate", region_mask, (4.0, 3.0)), Region(0, "translate", region_mask)))
+    again = DragSpec.from_json(spec.to_json())
+    assert again.handles == spec.handles and again.targets == spec.targets
+    assert np.array_equal(again.mask, mask)
+    assert [(r.pair, r.kind, r.center) for r in again.regions] == [(1, "rotate", (4.0, 3.0)), (0, "translate", None)]
+    assert np.array_equal(again.regions[0].mask, region_mask)
+
+
+def test_no_mask_means_whole_image_editable():
+    spec = DragSpec.from_json(spec_json())
+    assert spec.mask is None and spec.editable_mask().all() and spec.editable_mask().shape == (6, 8)
+
+
+BAD = {
+    "missing target": (spec_json(pairs=[{"handle": [1, 2]}]), "pair 1 must have both a handle and a target"),
+    "no pairs": (spec_json(pairs=[]), "no handle → target pairs"),
+    "x outside": (spec_json(pairs=[{"handle": [8, 2], "target": [1, 1]}]), "pair 1 handle (8, 2) lies outside the 8×6 image"),
+    "y outside": (spec_json(pairs=[{"handle": [1, 2], "target": [1, -0.5]}]), "pair 1 target (1, -0.5) lies outside"),
+    "nan": (spec_json(pairs=[{"handle": [1, 2], "target": [float("nan"), 1]}]), "pair 1 target must be two finite numbers"),
+    "infinity": (spec_json(pairs=[{"handle": [float("inf"), 2], "target": [1, 1]}]), "pair 1 handle must be two finite numbers"),
+    "string coordinate": (spec_json(pairs=[{"handle": ["1", 2], "target": [1, 1]}]), "two finite numbers"),
+    "mask size": (spec_json(mask={"rle": [10, 20]}), "covers 30 pixels but the image is 8×6"),
+    "empty mask": (spec_json(mask={"rle": [48]}), "the mask is empty"),
+    "version": (spec_json(version=3), "unknown schema version 3"),
+    "no version": (json.dumps({"width": 8, "height": 6, "pairs": []}), "unknown schema version None"),
+    "size": (spec_json(width=0), "width must be a positive integer"),
+    "region type": (spec_json(regions=[{"pair": 0, "type": "shear", "mask": {"rle": [0, 48]}}]), "unknown type 'shear'"),
+    "region pair": (spec_json(regions=[{"pair": 3, "type": "deform", "mask": {"rle": [0, 48]}}]), "refers to pair 4, but there are 1 pairs"),
+    "region mask size": (spec_json(regions=[{"pair": 0, "type": "deform", "mask": {"rle": [0, 47]}}]), "region for pair 1 mask covers 47 pixels"),
+    "rotation without centre": (spec_json(regions=[{"pair": 0, "type": "rotate", "mask": {"rle": [0, 48]}}]), "has no centre"),
+    "centre outside": (spec_json(regions=[{"pair": 0, "type": "rotate", "center": [9, 1], "mask": {"rle": [0, 48]}}]), "centre (9, 1) lies outside"),
+    "not json": ("{oops", "not valid JSON"),
+    "not an object": ("[1, 2]", "must be a JSON object"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_invalid_spec_message_names_the_problem(case):
+    text, expected = BAD[case]
+    with pytest.raises(DragSpecError) as error:
+        DragSpec.from_json(text)
+    assert expected in str(error.value)
+
+
+def test_unequal_pair_counts_rejected_by_constructor():
+    with pytest.raises(DragSpecError, match="2 handle points but 1 targets"):
+        DragSpec(8, 6, ((1.0, 1.0), (2.0, 2.0)), ((3.0, 3.0),))
