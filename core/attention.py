@@ -1,0 +1,76 @@
+"""Mutual self-attention: MasaCtrl's K/V sharing, which DragDiffusion calls reference-latent-control.
+
+The batch is [reference, edited] without CFG, or [uncond reference, uncond edited, cond reference,
+cond edited] with it (`GuidedDenoiser`'s layout): consecutive [reference, edited] row pairs. In the
+chosen self-attention layers the queries of both rows of a pair attend to the keys and values of
+the pair's reference row. The reference row therefore gets its ordinary self-attention and is
+unchanged; the edited row reads the reference's content wherever its queries match
+(dragdiffusion.md §3.8, gooddrag.md §3.10).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .denoiser import AttentionCall
+
+# SD 1.5 self-attention layers 10–15 are those of up_blocks[2] (32×32 for a 64×64 latent) and
+# up_blocks[3] (64×64). They are the layers the papers' code edits; up_blocks[1] (7–9) is left alone.
+SD15_LAST_DECODER_LAYERS = frozenset(range(10, 16))
+
+
+def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """[B, tokens, heads·dim] → [B, heads, tokens, dim]."""
+    batch, tokens, width = x.shape
+    return x.reshape(batch, tokens, heads, width // heads).transpose(1, 2)
+
+
+def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
+    """Attention of each [reference, edited] row pair's queries over the keys and values of its
+    reference row, in the [B, tokens, heads·dim] layout."""
+    batch, tokens, width = q.shape
+    if batch % 2:
+        raise ValueError(f"mutual self-attention needs [reference, edited] row pairs, got a batch of {batch}")
+    # Laying a pair's queries end to end along the token axis lets a single attention over the
+    # reference row's keys and values serve both rows.
+    queries = _split_heads(q.reshape(batch // 2, 2 * tokens, width), heads)
+    out = F.scaled_dot_product_attention(queries, _split_heads(k[0::2], heads), _split_heads(v[0::2], heads))
+    return out.transpose(1, 2).reshape(batch, tokens, width)
+
+
+class MutualSelfAttention:
+    """An attention hook that shares each pair's reference keys and values in chosen layers and steps.
+
+    A step is an index into the schedule's `timesteps` (0 is the noisiest). Each call carries its
+    timestep, so the policy works out the step itself and works in any loop over those timesteps,
+    including one that switches it on part-way. Layers and steps that are not chosen return None,
+    which means default attention. `edited` counts the edited calls per (step, layer).
+    """
+
+    def __init__(
+        self,
+        timesteps: Sequence[int],
+        first_step: int = 0,
+        layers: Iterable[int] = SD15_LAST_DECODER_LAYERS,
+    ) -> None:
+        self.layers = frozenset(layers)
+        self.first_step = first_step
+        self._step_of_timestep = {t: step for step, t in enumerate(timesteps)}
+        self.edited: Counter[tuple[int, int]] = Counter()
+
+    def step_of(self, t: int) -> int:
+        try:
+            return self._step_of_timestep[int(t)]
+        except KeyError:
+            raise ValueError(f"timestep {t} is not in this policy's schedule {tuple(self._step_of_timestep)}") from None
+
+    def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, call: AttentionCall) -> torch.Tensor | None:
+        step = self.step_of(call.t)
+        if call.layer not in self.layers or step < self.first_step:
+            return None
+        self.edited[step, call.layer] += 1
+        return reference_attention(q, k, v, call.heads)

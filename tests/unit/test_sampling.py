@@ -1,0 +1,125 @@
+import pytest
+import torch
+
+from core.attention import MutualSelfAttention
+from core.denoiser import GuidedDenoiser
+from core.sampling import mutual_attention_sample, sample
+from core.schedule import ddim_schedule
+from fakes import Cancelled, FakeDenoiser, cancel, sd15_alphas_cumprod
+
+START_INDEX = 15  # strength 0.7 of 50 steps: t = 681
+
+
+@pytest.fixture(scope="module")
+def schedule():
+    return ddim_schedule(sd15_alphas_cumprod(), 50)
+
+
+# float64 throughout, so that equalities between differently batched runs hold to tight tolerances.
+@pytest.fixture
+def denoiser():
+    return FakeDenoiser(dtype=torch.float64)
+
+
+@pytest.fixture
+def latents():
+    """A reference and an edited latent, each [1, 4, 8, 8]."""
+    return torch.randn(2, 1, 4, 8, 8, generator=torch.Generator().manual_seed(4), dtype=torch.float64).unbind()
+
+
+@pytest.fixture
+def cond():
+    return torch.randn(1, 3, 8, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+
+
+def test_sample_denoises_through_the_timesteps_from_the_start_index_down(denoiser, schedule, latents, cond):
+    sample(denoiser, latents[0], cond, schedule, START_INDEX)
+
+    assert denoiser.predicted_timesteps == list(range(681, 0, -20))
+
+
+@pytest.mark.parametrize("start_index", [-1, 50])
+def test_sample_rejects_a_start_index_outside_the_schedule(denoiser, schedule, latents, cond, start_index):
+    with pytest.raises(ValueError, match=r"start_index must be in \[0, 50\)"):
+        sample(denoiser, latents[0], cond, schedule, start_index)
+
+
+def test_mutual_attention_with_identical_branches_equals_plain_sampling(denoiser, schedule, latents, cond):
+    latent = latents[0]
+
+    shared = mutual_attention_sample(
+        denoiser, latent, latent, cond, schedule, START_INDEX, MutualSelfAttention(schedule.timesteps)
+    )
+
+    torch.testing.assert_close(shared, sample(denoiser, latent, cond, schedule, START_INDEX))
+
+
+def test_under_cfg_identical_branches_equal_plain_guided_sampling(denoiser, schedule, latents, cond):
+    uncond = torch.randn(1, 3, 8, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    guided = GuidedDenoiser(denoiser, uncond, scale=3.0)
+    latent = latents[0]
+
+    shared = mutual_attention_sample(
+        guided, latent, latent, cond, schedule, START_INDEX, MutualSelfAttention(schedule.timesteps)
+    )
+
+    torch.testing.assert_close(shared, sample(guided, latent, cond, schedule, START_INDEX))
+
+
+def test_a_policy_that_edits_no_layer_returns_the_edited_branch_denoised_on_its_own(
+    denoiser, schedule, latents, cond
+):
+    reference, edited = latents
+    policy = MutualSelfAttention(schedule.timesteps, layers=())
+
+    result = mutual_attention_sample(denoiser, reference, edited, cond, schedule, START_INDEX, policy)
+
+    torch.testing.assert_close(result, sample(denoiser, edited, cond, schedule, START_INDEX))
+
+
+def test_mutual_attention_changes_the_edited_branch_when_branches_differ(denoiser, schedule, latents, cond):
+    reference, edited = latents
+
+    shared = mutual_attention_sample(
+        denoiser, reference, edited, cond, schedule, START_INDEX, MutualSelfAttention(schedule.timesteps)
+    )
+
+    assert shared.shape == edited.shape
+    assert not torch.allclose(shared, sample(denoiser, edited, cond, schedule, START_INDEX), atol=1e-3)
+
+
+def test_mutual_attention_touches_only_the_chosen_layers_at_the_chosen_steps_once_per_step(
+    denoiser, schedule, latents, cond
+):
+    policy = MutualSelfAttention(schedule.timesteps, first_step=START_INDEX + 7, layers=[10, 13, 15])
+
+    mutual_attention_sample(denoiser, *latents, cond, schedule, START_INDEX, policy)
+
+    steps = range(START_INDEX + 7, len(schedule.timesteps))
+    assert policy.edited == {(step, layer): 1 for step in steps for layer in (10, 13, 15)}
+
+
+def test_mutual_attention_rejects_latents_that_are_not_one_latent_each(denoiser, schedule, latents, cond):
+    reference, edited = latents
+    with pytest.raises(ValueError, match="must both be one latent of the same shape"):
+        mutual_attention_sample(
+            denoiser, reference.expand(2, -1, -1, -1), edited.expand(2, -1, -1, -1), cond,
+            schedule, START_INDEX, MutualSelfAttention(schedule.timesteps),
+        )
+
+
+def test_sample_reports_each_step_done(denoiser, schedule, latents, cond):
+    reports = []
+    sample(denoiser, latents[0], cond, schedule, 45, on_step=lambda done, total: reports.append((done, total)))
+
+    assert reports == [(1, 5), (2, 5), (3, 5), (4, 5), (5, 5)]
+
+
+def test_an_exception_from_on_step_aborts_sampling_and_removes_the_hook(denoiser, schedule, latents, cond):
+    with pytest.raises(Cancelled):
+        mutual_attention_sample(
+            denoiser, *latents, cond, schedule, START_INDEX, MutualSelfAttention(schedule.timesteps), on_step=cancel
+        )
+
+    assert len(denoiser.predicted_timesteps) == 1
+    assert denoiser.active_hook is None
