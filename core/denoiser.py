@@ -35,7 +35,7 @@ class AttentionCall:
     layer: int  # self-attention index in execution order (see module docstring)
     place: str  # "down" | "mid" | "up"
     heads: int
-    t: int  # the timestep this UNet call runs at
+    t: int  # the timestep this UNet call runs at (of the first batch row when rows differ)
 
 
 # hook(q, k, v, call) -> attention output [B, tokens, heads·dim] or None for the default attention.
@@ -60,10 +60,34 @@ class Denoiser(Protocol):
     def up_block_count(self) -> int:
         """How many decoder stages (`up_blocks`) the UNet has (SD 1.5: 4)."""
 
-    def predict(self, x_t: torch.Tensor, t: int, cond: torch.Tensor, up_features: Sequence[int] = ()) -> Prediction:
-        """ε at timestep t for latents x_t [B, 4, h, w] and text context cond [1 or B, tokens, dim].
+    def predict(self, x_t: torch.Tensor, t: int | torch.Tensor, cond: torch.Tensor, up_features: Sequence[int] = ()) -> Prediction:
+        """ε at timestep t (one for all rows, or one per row as a [B] tensor) for latents x_t
+        [B, 4, h, w] and text context cond [1 or B, tokens, dim].
 
         Differentiable with respect to x_t when called with gradients enabled."""
 
     def attention_hook(self, hook: AttentionHook | None) -> AbstractContextManager[None]:
         """While the context is open, every self-attention of the UNet goes through `hook`."""
+
+
+class GuidedDenoiser:
+    """Classifier-free guidance around a Denoiser: ε = ε_u + g·(ε_c − ε_u).
+
+    The unconditional and conditional rows go through the UNet as one batch. Feature taps are those
+    of the conditional rows."""
+
+    def __init__(self, denoiser: Denoiser, uncond: torch.Tensor, scale: float) -> None:
+        self.inner, self.uncond, self.scale = denoiser, uncond, scale
+
+    def __getattr__(self, name: str):  # alphas_cumprod, device, dtype, up_block_count, attention_hook
+        return getattr(self.inner, name)
+
+    def predict(self, x_t: torch.Tensor, t: int | torch.Tensor, cond: torch.Tensor, up_features: Sequence[int] = ()) -> Prediction:
+        if self.scale == 1.0:
+            return self.inner.predict(x_t, t, cond, up_features)
+        batch = x_t.shape[0]
+        contexts = torch.cat([self.uncond.expand(batch, -1, -1), cond.expand(batch, -1, -1)])
+        timesteps = torch.cat([t, t]) if isinstance(t, torch.Tensor) and t.ndim else t
+        both = self.inner.predict(torch.cat([x_t, x_t]), timesteps, contexts, up_features)
+        eps_u, eps_c = both.eps.chunk(2)
+        return Prediction(eps=eps_u + self.scale * (eps_c - eps_u), features={i: f[batch:] for i, f in both.features.items()})

@@ -54,11 +54,6 @@ def invert(
     """Invert the clean `latent` (DDPM-scaled) over the last round(strength · steps) steps of `schedule`."""
     start_index = schedule.start_index(strength)
     timesteps = schedule.timesteps[start_index:]
-    if not timesteps:
-        raise ValueError(
-            f"inversion strength {strength} of {len(schedule.timesteps)} steps inverts no step; "
-            f"use at least {1 / len(schedule.timesteps):.3g}"
-        )
     x = latent
     trajectory = [x]
     with torch.no_grad():

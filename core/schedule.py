@@ -37,7 +37,13 @@ class DDIMSchedule:
         strength 0.7 of 50 steps inverts round(0.7·50) = 35 steps: SD 1.5 starts at t = 681."""
         if not 0 < strength <= 1:
             raise ValueError(f"inversion strength must be in (0, 1], got {strength}")
-        return len(self.timesteps) - round(strength * len(self.timesteps))
+        steps = round(strength * len(self.timesteps))
+        if steps < 1:
+            raise ValueError(
+                f"inversion strength {strength} of {len(self.timesteps)} steps inverts no step; "
+                f"use at least {1 / len(self.timesteps):.3g}"
+            )
+        return len(self.timesteps) - steps
 
     def predict_x0(self, x_t: torch.Tensor, eps: torch.Tensor, t: int) -> torch.Tensor:
         a = self.alpha(t)

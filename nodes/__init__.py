@@ -3,8 +3,10 @@
 from comfy_api.v0_0_2 import ComfyExtension, io
 
 from .editor import DragKitEditor
+from .inversion import DragKitDDIMInvert
+from .lora import DragKitLoRAFinetune
 
 
 class DragKitExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [DragKitEditor]
+        return [DragKitEditor, DragKitLoRAFinetune, DragKitDDIMInvert]

@@ -9,13 +9,19 @@ node, whether it returns, fails or is cancelled.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+from pathlib import Path
 from typing import Iterator, Sequence
 
 import torch
+from PIL import Image
 
 import comfy.ldm.modules.attention as comfy_attention
 import comfy.model_management as model_management
+import comfy.sd
 import comfy.utils
+import folder_paths
+import latent_preview
 
 from ..core.denoiser import AttentionCall, AttentionHook, Prediction
 
@@ -70,6 +76,30 @@ class ComfyDenoiser:
     def up_block_count(self) -> int:
         return len(self._stage_ends)
 
+    @property
+    def unet(self) -> torch.nn.Module:
+        """The shared UNet module (for LoRA layers that must live in it while training)."""
+        return self._unet
+
+    def fingerprint(self) -> str:
+        """A restart-stable digest of the loaded weights, for on-disk caches keyed by model.
+
+        Hashes every parameter's name and shape, and the values of the first and last layers and of
+        every attention query projection (where LoRAs and other weight patches land). Call after load()."""
+        digest = hashlib.sha256()
+        for name, param in self._unet.named_parameters():
+            digest.update(f"{name}{tuple(param.shape)}".encode())
+            if name.startswith(("input_blocks.0.", "out.")) or name.endswith("to_q.weight"):
+                digest.update(param.detach().to("cpu", torch.float32).numpy().tobytes())
+        return digest.hexdigest()
+
+    def preview(self, latent: torch.Tensor) -> Image.Image:
+        """A quick RGB look at a DDPM-convention latent (ComfyUI's latent → RGB factors, no VAE)."""
+        latent_format = self.patcher.model.latent_format
+        previewer = latent_preview.Latent2RGBPreviewer(latent_format.latent_rgb_factors, latent_format.latent_rgb_factors_bias)
+        image = previewer.decode_latent_to_preview(self.from_model_latent(latent[:1]).float())
+        return image.resize((image.width * 8, image.height * 8), Image.NEAREST)
+
     # --- latents --------------------------------------------------------------------------------
 
     def to_model_latent(self, samples: torch.Tensor) -> torch.Tensor:
@@ -81,11 +111,12 @@ class ComfyDenoiser:
 
     # --- the Denoiser protocol ------------------------------------------------------------------
 
-    def predict(self, x_t: torch.Tensor, t: int, cond: torch.Tensor, up_features: Sequence[int] = ()) -> Prediction:
+    def predict(self, x_t: torch.Tensor, t: int | torch.Tensor, cond: torch.Tensor, up_features: Sequence[int] = ()) -> Prediction:
         base = self.patcher.model
         sampling = self.patcher.get_model_object("model_sampling")
         batch = x_t.shape[0]
-        sigma = sampling.sigma(torch.full((batch,), float(t), device=x_t.device))
+        timesteps = torch.as_tensor(t, dtype=torch.float32, device=x_t.device).expand(batch)
+        sigma = sampling.sigma(timesteps)
         sigma_view = sigma.view(batch, 1, 1, 1).to(x_t.dtype)
         # ComfyUI's EPS models take x = x_ddpm·sqrt(1 + σ²) and return the denoised x0 = x − σ·ε.
         x = x_t * (1.0 + sigma_view**2) ** 0.5
@@ -94,7 +125,7 @@ class ComfyDenoiser:
             context = context.expand(batch, *context.shape[1:])
         features: dict[int, torch.Tensor] = {}
         options = self._transformer_options(up_features, features, sigma)
-        self._timestep = t
+        self._timestep = int(timesteps[0])
         with self._last_stage_tap(up_features, features):
             denoised = self._apply_model(base, x, sigma, context, options)
         eps = (x - denoised) / sigma_view
@@ -205,5 +236,37 @@ def check_interrupted() -> None:
     model_management.throw_exception_if_processing_interrupted()
 
 
-def progress_bar(total: int):
-    return comfy.utils.ProgressBar(total)
+class Progress:
+    """ComfyUI's progress bar (which also checks for cancel), with an optional preview image."""
+
+    def __init__(self, total: int) -> None:
+        self._bar = comfy.utils.ProgressBar(total)
+
+    def update(self, done: int, total: int, preview: Image.Image | None = None) -> None:
+        check_interrupted()
+        self._bar.update_absolute(done, total, None if preview is None else ("JPEG", preview, 512))
+
+
+def text_context(conditioning: list) -> torch.Tensor:
+    """The text embedding of a CONDITIONING (its first entry's cross-attention context)."""
+    if not conditioning:
+        raise ValueError("conditioning is empty; connect a CLIPTextEncode output")
+    return conditioning[0][0].clone()
+
+
+def encode_image(vae, image: torch.Tensor) -> torch.Tensor:
+    """IMAGE [B, H, W, C] → the raw VAE latent, as VAEEncode would give it."""
+    return vae.encode(image[:, :, :, :3])
+
+
+def with_lora(model, lora: dict[str, torch.Tensor]):
+    """A clone of `model` with a LORA_MODEL applied through ComfyUI's patch mechanism."""
+    patched, _ = comfy.sd.load_lora_for_models(model, None, lora, 1.0, 0)
+    return patched
+
+
+def cache_directory(kind: str) -> Path:
+    """DragKit's on-disk cache folder for `kind`, in ComfyUI's user directory (survives restarts)."""
+    path = Path(folder_paths.get_user_directory()) / "dragkit" / kind
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -7,4 +7,4 @@ env_lines="$(bash "$here/scripts/setup.sh")"
 export DRAGKIT_PYTHON="$(sed -n 's/^DRAGKIT_PYTHON=//p' <<<"$env_lines")"
 export COMFYUI_PATH="$(sed -n 's/^COMFYUI_PATH=//p' <<<"$env_lines")"
 cd "$here"
-exec "$DRAGKIT_PYTHON" -m pytest "$@"
+exec "$DRAGKIT_PYTHON" -P -m pytest "$@"  # -P: the repo root must not shadow ComfyUI's `nodes`

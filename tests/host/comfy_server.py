@@ -134,9 +134,18 @@ class ComfyClient:
             if not isinstance(raw, str):
                 continue  # binary preview frames
             self._follow(run, json.loads(raw), on_progress)
-        history = requests.get(f"{self.url}/history/{run.prompt_id}", timeout=30).json()
-        run.outputs = history.get(run.prompt_id, {}).get("outputs", {})
+        run.outputs = self._history_outputs(run.prompt_id)
         return run
+
+    def _history_outputs(self, prompt_id: str) -> dict:
+        """The prompt's outputs; the server writes its history entry just after the final message."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            history = requests.get(f"{self.url}/history/{prompt_id}", timeout=30).json()
+            if prompt_id in history:
+                return history[prompt_id].get("outputs", {})
+            time.sleep(0.05)
+        raise TimeoutError(f"prompt {prompt_id} never appeared in /history")
 
     def _follow(self, run: Run, message: dict, on_progress) -> None:
         kind, data = message.get("type"), message.get("data", {})

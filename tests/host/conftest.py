@@ -31,3 +31,18 @@ def client(server):
     yield client
     client.close()
     assert server.is_alive(), f"the server died:\n{server.log()}"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(comfy_base):
+    """The tiny checkpoint's MODEL, loaded in this process the way a loader node does (inference mode)."""
+    from comfy_inprocess import import_comfy
+
+    import_comfy()
+    import comfy.sd
+    import torch
+
+    with torch.inference_mode():
+        model, *_ = comfy.sd.load_checkpoint_guess_config(
+            str(comfy_base / "models" / "checkpoints" / "tiny_sd15.safetensors"), output_vae=False, output_clip=False)
+    return model

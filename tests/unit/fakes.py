@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 
-from core.denoiser import AttentionCall, AttentionHook, Prediction
+from dragkit.core.denoiser import AttentionCall, AttentionHook, Prediction
 
 SD15_LAYER_PLACES = ("down",) * 6 + ("mid",) + ("up",) * 9
 UP_BLOCK_LAST_LAYER = (6, 9, 12, 15)  # the self-attention layer each up_blocks[i] tap follows

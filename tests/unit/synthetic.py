@@ -18,9 +18,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.denoiser import AttentionHook, Prediction
-from core.inversion import Inversion, invert
-from core.schedule import ddim_schedule
+from dragkit.core.denoiser import AttentionHook, Prediction
+from dragkit.core.inversion import Inversion, invert
+from dragkit.core.schedule import ddim_schedule
 from fakes import sd15_alphas_cumprod
 
 TAP_SCALES = (0.25, 0.5, 1.0, 1.0)

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from core.attention import SD15_LAST_DECODER_LAYERS, MutualSelfAttention
-from core.denoiser import AttentionCall
+from dragkit.core.attention import SD15_LAST_DECODER_LAYERS, MutualSelfAttention
+from dragkit.core.denoiser import AttentionCall
 from fakes import FakeDenoiser, plain_attention
 
 HEADS = 2

@@ -6,10 +6,10 @@ import pytest
 import torch
 from synthetic import IMAGE_SIZE, Cancelled, band_mask, change_inside_and_outside, one_thread, scene
 
-from core.drag import DragSpec
-from core.methods import REACHED, dragdiffusion
-from core.methods.dragdiffusion import DragDiffusionSettings
-from core.motion import FeatureGrid, FeatureProbe, distances, keep_mask, motion_loss, outside_mask_loss
+from dragkit.core.drag import DragSpec
+from dragkit.core.methods import REACHED, dragdiffusion
+from dragkit.core.methods.dragdiffusion import DragDiffusionSettings
+from dragkit.core.motion import FeatureGrid, FeatureProbe, distances, keep_mask, motion_loss, outside_mask_loss
 
 pytestmark = pytest.mark.usefixtures(one_thread.__name__)
 

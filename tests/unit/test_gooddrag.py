@@ -7,10 +7,10 @@ import pytest
 import torch
 from synthetic import IMAGE_SIZE, Cancelled, band_mask, change_inside_and_outside, one_thread, scene
 
-from core.drag import DragSpec
-from core.methods import BUDGET, REACHED, STALLED, gooddrag
-from core.methods.gooddrag import GoodDragSettings
-from core.motion import FeatureGrid, distances
+from dragkit.core.drag import DragSpec
+from dragkit.core.methods import BUDGET, REACHED, STALLED, gooddrag
+from dragkit.core.methods.gooddrag import GoodDragSettings
+from dragkit.core.motion import FeatureGrid, distances
 
 pytestmark = pytest.mark.usefixtures(one_thread.__name__)
 

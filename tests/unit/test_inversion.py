@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
-from core.inversion import invert
-from core.sampling import sample
-from core.schedule import ddim_schedule
+from dragkit.core.inversion import invert
+from dragkit.core.sampling import sample
+from dragkit.core.schedule import ddim_schedule
 from fakes import Cancelled, FakeDenoiser, cancel, sd15_alphas_cumprod
 
 STEPS = 50

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from synthetic import one_thread
 
-from core.motion import (
+from dragkit.core.motion import (
     FeatureGrid,
     MotionRule,
     count_stalls,

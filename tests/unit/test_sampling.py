@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from core.attention import MutualSelfAttention
-from core.denoiser import GuidedDenoiser
-from core.sampling import mutual_attention_sample, sample
-from core.schedule import ddim_schedule
+from dragkit.core.attention import MutualSelfAttention
+from dragkit.core.denoiser import GuidedDenoiser
+from dragkit.core.sampling import mutual_attention_sample, sample
+from dragkit.core.schedule import ddim_schedule
 from fakes import Cancelled, FakeDenoiser, cancel, sd15_alphas_cumprod
 
 START_INDEX = 15  # strength 0.7 of 50 steps: t = 681

@@ -55,7 +55,7 @@ class DragKitTestPatchedLoop:
 
     def run(self, model, latent, conditioning, steps, fail_at):
         host = _host()
-        progress = host.progress_bar(steps)
+        progress = host.Progress(steps)
         with host.gradients():
             denoiser = host.ComfyDenoiser(model)
             denoiser.load_for_gradients()
@@ -70,7 +70,7 @@ class DragKitTestPatchedLoop:
                     scalar = prediction.eps.square().mean() + prediction.features[0].mean()
                     (gradient,) = torch.autograd.grad(scalar, x)
                     x = (x - 0.1 * gradient).detach().requires_grad_(True)
-                    progress.update(1)
+                    progress.update(step + 1, steps)
         return ({"samples": denoiser.from_model_latent(x)},)
 
 
@@ -90,7 +90,25 @@ class DragKitTestDigest:
         return {"ui": {"digest": [digest], "finite": [bool(torch.isfinite(samples).all())]}}
 
 
+class DragKitTestInversionReport:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"inversion": ("DRAGKIT_INVERSION",)}}
+
+    RETURN_TYPES = ()
+    FUNCTION = "run"
+    OUTPUT_NODE = True
+    CATEGORY = "DragKit/testing"
+
+    def run(self, inversion):
+        core = inversion.inversion
+        report = {"timesteps": list(core.timesteps), "trajectory": len(core.trajectory),
+                  "latent_shape": list(core.latent.shape), "finite": all(bool(torch.isfinite(x).all()) for x in core.trajectory)}
+        return {"ui": {"inversion": [report]}}
+
+
 NODE_CLASS_MAPPINGS = {
+    "DragKitTestInversionReport": DragKitTestInversionReport,
     "DragKitTestGradient": DragKitTestGradient,
     "DragKitTestPatchedLoop": DragKitTestPatchedLoop,
     "DragKitTestDigest": DragKitTestDigest,

@@ -1,0 +1,117 @@
+"""Per-image LoRA fine-tuning (dragdiffusion.md §3.2, gooddrag.md §3.2), trained with peft.
+
+LoRA sits on to_q, to_k, to_v and to_out.0 of every attention module (self and cross) of the UNet,
+initialised as diffusers' LoRALinearLayer (down ~ N(0, 1/r²), up = 0, no alpha scaling), trained
+with the DDPM noise-prediction loss at random timesteps and AdamW. peft's layers live in the UNet
+only while training runs: whatever happens, the original modules are put back before returning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from .denoiser import Denoiser
+
+# Module names of the attention projections, in ComfyUI's LDM UNet and in diffusers alike.
+LORA_TARGETS = r".*\.attn[12]\.(to_q|to_k|to_v|to_out\.0)"
+
+# LoRA steps per method (dragdiffusion.md §3.2: 80; gooddrag.md §3.2: 70).
+LORA_STEPS = {"DragDiffusion": 80, "GoodDrag": 70}
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    rank: int = 16
+    steps: int = 80
+    learning_rate: float = 5e-4
+    batch_size: int = 4
+    weight_decay: float = 1e-2  # AdamW defaults the papers' code keeps
+    betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    seed: int = 0
+
+
+# on_step(done, total, loss): progress, previews and cancel (whatever it raises stops training).
+LoraStepCallback = Callable[[int, int, float], None]
+
+
+@dataclass(frozen=True)
+class LoraResult:
+    weights: dict[str, torch.Tensor]  # "<module>.lora_down.weight" / "<module>.lora_up.weight"
+    losses: tuple[float, ...]
+
+
+def train_lora(
+    unet: torch.nn.Module,
+    denoiser: Denoiser,
+    latent: torch.Tensor,
+    cond: torch.Tensor,
+    settings: LoraSettings,
+    on_step: LoraStepCallback | None = None,
+) -> LoraResult:
+    """Fit a LoRA on `unet` (the module `denoiser` runs) to the clean DDPM-scaled `latent` [1, 4, h, w].
+
+    Needs autograd enabled. The weights come back keyed by `unet`'s module names, on the CPU."""
+    generator = torch.Generator().manual_seed(settings.seed)
+    alphas = denoiser.alphas_cumprod.to(torch.float32)
+    x0 = latent.detach().to(denoiser.device, torch.float32).expand(settings.batch_size, -1, -1, -1)
+    losses = []
+    with lora_layers(unet, settings.rank, settings.seed) as layers:
+        params = [p for layer in layers.values() for p in _adapter_weights(layer)]
+        optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, betas=settings.betas,
+                                      weight_decay=settings.weight_decay, eps=settings.adam_eps)
+        for step in range(settings.steps):
+            noise = torch.randn(x0.shape, generator=generator).to(x0.device)
+            t = torch.randint(0, len(alphas), (settings.batch_size,), generator=generator)
+            a = alphas[t].view(-1, 1, 1, 1).to(x0.device)
+            x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
+            loss = F.mse_loss(denoiser.predict(x_t, t.to(x0.device), cond).eps.float(), noise)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            if on_step is not None:
+                on_step(step + 1, settings.steps, losses[-1])
+        weights = {}
+        for name, layer in layers.items():
+            down, up = _adapter_weights(layer)
+            weights[f"{name}.lora_down.weight"] = down.detach().cpu().clone()
+            weights[f"{name}.lora_up.weight"] = up.detach().cpu().clone()
+    return LoraResult(weights=weights, losses=tuple(losses))
+
+
+@contextlib.contextmanager
+def lora_layers(unet: torch.nn.Module, rank: int, seed: int) -> Iterator[dict[str, torch.nn.Module]]:
+    """peft LoRA layers on every attention projection of `unet`, removed again on exit.
+
+    Yields {module name: peft layer}. On exit the original modules and every parameter's
+    requires_grad flag are restored, so `unet` is exactly as it was."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    originals = {name: m for name, m in unet.named_modules() if re.fullmatch(LORA_TARGETS, name)}
+    if not originals:
+        raise ValueError("the model has no attention projections (to_q/to_k/to_v/to_out.0) to put a LoRA on")
+    requires_grad = {p: p.requires_grad for p in unet.parameters()}
+    # diffusers' LoRALinearLayer: gaussian down (std 1/r), zero up, scale lora_alpha / r = 1.
+    config = LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=LORA_TARGETS, lora_dropout=0.0)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            inject_adapter_in_model(config, unet)
+        yield {name: unet.get_submodule(name) for name in originals}
+    finally:
+        for name, module in originals.items():
+            parent_name, _, child = name.rpartition(".")
+            setattr(unet.get_submodule(parent_name), child, module)
+        for param, flag in requires_grad.items():
+            param.requires_grad_(flag)
+
+
+def _adapter_weights(layer: torch.nn.Module) -> tuple[torch.nn.Parameter, torch.nn.Parameter]:
+    return layer.lora_A["default"].weight, layer.lora_B["default"].weight

@@ -1,0 +1,93 @@
+"""DragKit DDIM Invert: the image's latent taken back up the DDIM schedule, with its trajectory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from comfy_api.v0_0_2 import io, ui
+
+from ..core.denoiser import GuidedDenoiser
+from ..core.inversion import Inversion, invert
+from ..core.schedule import ddim_schedule
+from . import host
+from .types import InversionType
+
+# Inversion strength per method (dragdiffusion.md §3.3, gooddrag.md §3.3, dragnext.md, adaptivedrag.md UI).
+STRENGTH_PRESETS = {"GoodDrag / DragNeXt": 0.75, "DragDiffusion": 0.7, "AdaptiveDrag": 0.8}
+
+
+@dataclass(frozen=True, eq=False)
+class DragKitInversion:
+    """The DRAGKIT_INVERSION value: core's inversion plus the conditioning it was made with."""
+
+    inversion: Inversion  # inverted latent, trajectory, timesteps, schedule, source (DDPM-scaled)
+    conditioning: list  # the CONDITIONING used (ComfyUI's format)
+    guidance: float
+
+
+class DragKitDDIMInvert(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DragKitDDIMInvert",
+            display_name="DragKit DDIM Invert",
+            category="DragKit",
+            description=(
+                "DDIM-inverts the image's latent to the timestep the drag starts from, keeping every "
+                "intermediate latent. Use the LoRA-finetuned model when the method uses one."
+            ),
+            inputs=[
+                io.Model.Input("model"),
+                io.Latent.Input("latent", tooltip="The image's latent (VAEEncode)."),
+                io.Conditioning.Input("conditioning", tooltip="The prompt (the methods default to an empty prompt)."),
+                io.Int.Input("steps", default=50, min=1, max=1000, tooltip="DDIM steps of the whole schedule."),
+                io.Combo.Input("preset", options=[*STRENGTH_PRESETS, "custom"], default="GoodDrag / DragNeXt",
+                               tooltip="Inversion strength of the method: GoodDrag/DragNeXt 0.75, DragDiffusion 0.7, "
+                                       "AdaptiveDrag 0.8; 'custom' uses strength."),
+                io.Float.Input("strength", default=0.75, min=0.0, max=1.0, step=0.01,
+                               tooltip="Fraction of the schedule to invert, in (0, 1], when preset is 'custom'."),
+                io.Float.Input("guidance", default=1.0, min=0.0, max=30.0, step=0.1,
+                               tooltip="Classifier-free guidance during inversion; the methods use 1.0 (no negative needed)."),
+                io.Conditioning.Input("negative", optional=True, tooltip="Unconditional prompt, needed only when guidance ≠ 1."),
+            ],
+            outputs=[InversionType.Output(display_name="inversion")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, steps: int, preset: str, strength: float) -> bool | str:
+        if steps < 1:
+            return f"steps must be at least 1, got {steps}"
+        strength = STRENGTH_PRESETS.get(preset, strength)
+        if not 0 < strength <= 1:
+            return f"strength must be in (0, 1] (the fraction of the {steps}-step schedule to invert), got {strength}"
+        if round(strength * steps) < 1:
+            return f"strength {strength} of {steps} steps inverts no step; raise strength or steps"
+        return True
+
+    @classmethod
+    def execute(cls, model, latent, conditioning, steps, preset, strength, guidance, negative=None) -> io.NodeOutput:
+        strength = STRENGTH_PRESETS.get(preset, strength)
+        denoiser = host.ComfyDenoiser(model)
+        denoiser.load()
+        cond = host.text_context(conditioning).to(denoiser.device)
+        guided = GuidedDenoiser(denoiser, _uncond(negative, guidance, denoiser.device), guidance)
+        schedule = ddim_schedule(denoiser.alphas_cumprod, steps)
+        source = denoiser.to_model_latent(latent["samples"][:1])
+        progress = host.Progress(round(strength * steps))
+        inversion = invert(guided, source, cond, schedule, strength, on_step=progress.update)
+        preview = _as_image(denoiser.preview(inversion.latent))
+        return io.NodeOutput(DragKitInversion(inversion, conditioning, guidance), ui=ui.PreviewImage(preview, cls=cls))
+
+
+def _uncond(negative, guidance: float, device) -> torch.Tensor | None:
+    if guidance == 1.0:
+        return None
+    if negative is None:
+        raise ValueError(f"negative: guidance {guidance} needs a negative (unconditional) conditioning; connect one or set guidance to 1.0")
+    return host.text_context(negative).to(device)
+
+
+def _as_image(picture) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(picture.convert("RGB"), dtype=np.float32) / 255.0)[None]
