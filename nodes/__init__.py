@@ -2,11 +2,20 @@
 
 from comfy_api.v0_0_2 import ComfyExtension, io
 
+from .drag import DragKitDragDiffusion, DragKitGoodDrag
 from .editor import DragKitEditor
 from .inversion import DragKitDDIMInvert
 from .lora import DragKitLoRAFinetune
+from .sampler import DragKitMutualAttentionSampler
 
 
 class DragKitExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [DragKitEditor, DragKitLoRAFinetune, DragKitDDIMInvert]
+        return [
+            DragKitEditor,
+            DragKitLoRAFinetune,
+            DragKitDDIMInvert,
+            DragKitDragDiffusion,
+            DragKitGoodDrag,
+            DragKitMutualAttentionSampler,
+        ]

@@ -77,6 +77,10 @@ class ComfyDenoiser:
         return len(self._stage_ends)
 
     @property
+    def self_attention_count(self) -> int:
+        return len(self._self_attention)
+
+    @property
     def unet(self) -> torch.nn.Module:
         """The shared UNet module (for LoRA layers that must live in it while training)."""
         return self._unet

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from comfy_api.v0_0_2 import io, ui
 
@@ -12,6 +11,7 @@ from ..core.denoiser import GuidedDenoiser
 from ..core.inversion import Inversion, invert
 from ..core.schedule import ddim_schedule
 from . import host
+from .previews import image_tensor
 from .types import InversionType
 
 # Inversion strength per method (dragdiffusion.md §3.3, gooddrag.md §3.3, dragnext.md, adaptivedrag.md UI).
@@ -77,7 +77,7 @@ class DragKitDDIMInvert(io.ComfyNode):
         source = denoiser.to_model_latent(latent["samples"][:1])
         progress = host.Progress(round(strength * steps))
         inversion = invert(guided, source, cond, schedule, strength, on_step=progress.update)
-        preview = _as_image(denoiser.preview(inversion.latent))
+        preview = image_tensor(denoiser.preview(inversion.latent))
         return io.NodeOutput(DragKitInversion(inversion, conditioning, guidance), ui=ui.PreviewImage(preview, cls=cls))
 
 
@@ -87,7 +87,3 @@ def _uncond(negative, guidance: float, device) -> torch.Tensor | None:
     if negative is None:
         raise ValueError(f"negative: guidance {guidance} needs a negative (unconditional) conditioning; connect one or set guidance to 1.0")
     return host.text_context(negative).to(device)
-
-
-def _as_image(picture) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(picture.convert("RGB"), dtype=np.float32) / 255.0)[None]

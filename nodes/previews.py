@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
+import torch
 from PIL import Image, ImageDraw
+
+
+def image_tensor(picture: Image.Image) -> torch.Tensor:
+    """A PIL picture as a ComfyUI IMAGE [1, H, W, 3]."""
+    return torch.from_numpy(np.asarray(picture.convert("RGB"), dtype=np.float32) / 255.0)[None]
 
 
 def loss_curve(losses: list[float], total_steps: int, size: tuple[int, int] = (320, 160)) -> Image.Image:
@@ -20,4 +27,18 @@ def loss_curve(losses: list[float], total_steps: int, size: tuple[int, int] = (3
         if len(points) > 1:
             draw.line(points, fill=(90, 200, 250), width=2)
         draw.text((8, 6), f"step {len(losses)}/{total_steps}  loss {losses[-1]:.4f}", fill=(230, 230, 230))
+    return image
+
+
+def drag_points(background: Image.Image, size: tuple[int, int], handles, targets, originals) -> Image.Image:
+    """The image (or its latent preview) with the original handles (grey), the current handles
+    (red) and the targets (blue), each pair joined by a line; points are in image pixels of `size`."""
+    image = background.convert("RGB").resize(size)
+    draw = ImageDraw.Draw(image)
+    radius = max(2, min(size) // 100)
+    for start, now, target in zip(originals, handles, targets):
+        draw.line([tuple(start), tuple(now), tuple(target)], fill=(240, 240, 240), width=max(1, radius // 2))
+        for point, colour in ((start, (150, 150, 150)), (now, (230, 40, 40)), (target, (40, 90, 240))):
+            x, y = point
+            draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=colour)
     return image

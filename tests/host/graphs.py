@@ -45,3 +45,35 @@ def editor_graph(spec: str, size=64) -> dict:
         "preview": {"class_type": "PreviewImage", "inputs": {"images": ["maskimg", 0]}},
         "maskimg": {"class_type": "MaskToImage", "inputs": {"mask": ["editor", 1]}},
     }
+
+
+def drag_pipeline(method: str, spec: str, image_name: str, lora_steps=2, drag_settings=None) -> dict:
+    """LoadImage → Editor → LoRA → Invert → Drag (method) → Mutual-Attention Sampler → VAEDecode → Save,
+    sized for the tiny checkpoint (one decoder stage, self-attention layers 0–3)."""
+    graph = base_graph()
+    del graph["latent"]
+    drag_inputs = {"model": ["lora", 0], "conditioning": ["cond", 0], "inversion": ["invert", 0], "drag": ["editor", 0],
+                   "learning_rate": 0.01, "mask_weight": 0.1, "feature_block": 0}
+    if method == "DragKitGoodDrag":
+        drag_inputs.update(mode="code (UI)", drag_timesteps=2, tracks_per_timestep=2, steps_per_track=2)
+    else:
+        drag_inputs.update(loss_scale="code", max_iterations=6, patch_radius=1, track_radius=3)
+    drag_inputs.update(drag_settings or {})
+    graph.update({
+        "load": {"class_type": "LoadImage", "inputs": {"image": image_name}},
+        "editor": {"class_type": "DragKitEditor", "inputs": {"image": ["load", 0], "drag_data": spec}},
+        "encode": {"class_type": "VAEEncode", "inputs": {"pixels": ["load", 0], "vae": ["ckpt", 2]}},
+        "lora": {"class_type": "DragKitLoRAFinetune", "inputs": {
+            "model": ["ckpt", 0], "conditioning": ["cond", 0], "preset": "custom", "steps": lora_steps, "rank": 4,
+            "learning_rate": 5e-4, "batch_size": 2, "seed": 0, "disk_cache": False, "latent": ["encode", 0]}},
+        "invert": {"class_type": "DragKitDDIMInvert", "inputs": {
+            "model": ["lora", 0], "latent": ["encode", 0], "conditioning": ["cond", 0], "steps": 10,
+            "preset": "custom", "strength": 0.7, "guidance": 1.0}},
+        "drag": {"class_type": method, "inputs": drag_inputs},
+        "sampler": {"class_type": "DragKitMutualAttentionSampler", "inputs": {
+            "model": ["lora", 0], "conditioning": ["cond", 0], "edit": ["drag", 0],
+            "start_layer": 2, "end_layer": 3, "start_step": 0}},
+        "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["sampler", 0], "vae": ["ckpt", 2]}},
+        "save": {"class_type": "SaveImage", "inputs": {"images": ["decode", 0], "filename_prefix": "dragkit_e2e"}},
+    })
+    return graph

@@ -1,0 +1,140 @@
+"""The drag optimiser nodes, one per method, and the DRAGKIT_EDIT value they hand to a sampler."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from comfy_api.v0_0_2 import io, ui
+
+from ..core.drag import DragSpec
+from ..core.methods import DragResult, dragdiffusion, gooddrag
+from . import host
+from .inversion import DragKitInversion
+from .previews import drag_points, image_tensor
+from .types import DragType, EditType, InversionType
+
+PREVIEW_EVERY = 3  # gradient steps between previews of the moving handles
+
+
+@dataclass(frozen=True, eq=False)
+class DragKitEdit:
+    """The DRAGKIT_EDIT value: the optimised latent and where in the schedule sampling goes on."""
+
+    result: DragResult  # edited + reference latent at schedule.timesteps[index], final handles
+    inversion: DragKitInversion
+    spec: DragSpec
+
+
+def run_drag(optimise, settings, model, conditioning, inversion: DragKitInversion, drag: DragSpec) -> io.NodeOutput:
+    """What every drag node does around its method's `optimise`: model, progress, previews, cancel."""
+    with host.gradients():
+        denoiser = host.ComfyDenoiser(model)
+        denoiser.load_for_gradients()
+        cond = host.text_context(conditioning).to(denoiser.device)
+        core_inversion = inversion.inversion
+        background = denoiser.preview(core_inversion.source)
+        size = (drag.width, drag.height)
+
+        def picture(handles):
+            return drag_points(background, size, handles, drag.targets, drag.handles)
+
+        progress = host.Progress(1)
+
+        def on_step(iteration: int, total: int, handles) -> None:
+            show = iteration % PREVIEW_EVERY == 0 or iteration == total
+            progress.update(iteration, total, picture(handles) if show else None)
+
+        result = optimise(denoiser, core_inversion, drag, cond, settings, on_step)
+    final = image_tensor(picture(result.handles))
+    summary = f"{len(result.losses)} gradient steps, stopped: {result.stop_reason}; final handles " + ", ".join(
+        f"({x:.0f}, {y:.0f})" for x, y in result.handles)
+    return io.NodeOutput(DragKitEdit(result, inversion, drag), ui=_ui(final, summary))
+
+
+def _ui(image, summary: str) -> dict:
+    return {**ui.PreviewImage(image).as_dict(), "text": [summary]}
+
+
+def _common_inputs() -> list:
+    return [
+        io.Model.Input("model", tooltip="The LoRA-finetuned model (the same as the inversion's)."),
+        io.Conditioning.Input("conditioning", tooltip="The prompt (the methods default to an empty prompt)."),
+        InversionType.Input("inversion"),
+        DragType.Input("drag"),
+    ]
+
+
+class DragKitDragDiffusion(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        d = dragdiffusion.DragDiffusionSettings()
+        return io.Schema(
+            node_id="DragKitDragDiffusion",
+            display_name="DragKit Drag (DragDiffusion)",
+            category="DragKit",
+            description="DragDiffusion: motion supervision and point tracking on the inverted latent at one timestep.",
+            inputs=[
+                *_common_inputs(),
+                io.Combo.Input("loss_scale", options=["code", "paper"], default="code",
+                               tooltip="code: channel mean per position (official code); paper: channel sum (640× larger)."),
+                io.Int.Input("max_iterations", default=d.max_iterations, min=1, max=10000),
+                io.Float.Input("learning_rate", default=d.learning_rate, min=1e-5, max=1.0, step=0.001),
+                io.Float.Input("mask_weight", default=d.mask_weight, min=0.0, max=100.0, step=0.01,
+                               tooltip="λ: how strongly the region outside the mask is kept."),
+                io.Int.Input("patch_radius", default=d.patch_radius, min=0, max=32, tooltip="r1 in feature pixels (half image size)."),
+                io.Int.Input("track_radius", default=d.track_radius, min=1, max=64, tooltip="r2 in feature pixels."),
+                io.Int.Input("feature_block", default=d.feature_block, min=0, max=3, tooltip="Decoder stage up_blocks[i] whose features are supervised."),
+            ],
+            outputs=[EditType.Output(display_name="edit")],
+        )
+
+    @classmethod
+    def execute(cls, model, conditioning, inversion, drag, loss_scale, max_iterations, learning_rate, mask_weight,
+                patch_radius, track_radius, feature_block) -> io.NodeOutput:
+        base = dragdiffusion.DragDiffusionSettings.paper() if loss_scale == "paper" else dragdiffusion.DragDiffusionSettings()
+        settings = replace(base, max_iterations=max_iterations, learning_rate=learning_rate, mask_weight=mask_weight,
+                           patch_radius=patch_radius, track_radius=track_radius, feature_block=feature_block)
+        return run_drag(dragdiffusion.optimise, settings, model, conditioning, inversion, drag)
+
+
+GOODDRAG_MODES = {"code (UI)": gooddrag.GoodDragSettings(), "benchmark": gooddrag.GoodDragSettings.benchmark(),
+                  "paper": gooddrag.GoodDragSettings.paper()}
+
+
+class DragKitGoodDrag(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        d = gooddrag.GoodDragSettings()
+        return io.Schema(
+            node_id="DragKitGoodDrag",
+            display_name="DragKit Drag (GoodDrag)",
+            category="DragKit",
+            description=(
+                "GoodDrag: alternating drag and denoising over the first timesteps, with the "
+                "information-preserving motion supervision. 'mode' sets the switches that are not inputs "
+                "(step clamping, feature size, loss scale, re-tracking, early stop) as the official UI, the "
+                "benchmark script or the paper has them; the numbers are used as given (benchmark: "
+                "mask_weight 0.1; paper: feature_block 3)."
+            ),
+            inputs=[
+                *_common_inputs(),
+                io.Combo.Input("mode", options=list(GOODDRAG_MODES), default="code (UI)"),
+                io.Int.Input("drag_timesteps", default=d.drag_timesteps, min=1, max=50),
+                io.Int.Input("tracks_per_timestep", default=d.tracks_per_timestep, min=1, max=100),
+                io.Int.Input("steps_per_track", default=d.steps_per_track, min=1, max=20),
+                io.Float.Input("learning_rate", default=d.learning_rate, min=1e-5, max=1.0, step=0.001),
+                io.Float.Input("mask_weight", default=d.mask_weight, min=0.0, max=100.0, step=0.01,
+                               tooltip="λ: how strongly the region outside the mask is kept (benchmark: 0.1)."),
+                io.Int.Input("feature_block", default=d.feature_block, min=0, max=3,
+                             tooltip="Decoder stage up_blocks[i] whose features are supervised (paper: 3)."),
+            ],
+            outputs=[EditType.Output(display_name="edit")],
+        )
+
+    @classmethod
+    def execute(cls, model, conditioning, inversion, drag, mode, drag_timesteps, tracks_per_timestep, steps_per_track,
+                learning_rate, mask_weight, feature_block) -> io.NodeOutput:
+        settings = replace(GOODDRAG_MODES[mode], drag_timesteps=drag_timesteps, tracks_per_timestep=tracks_per_timestep,
+                           steps_per_track=steps_per_track, learning_rate=learning_rate, mask_weight=mask_weight,
+                           feature_block=feature_block)
+        return run_drag(gooddrag.optimise, settings, model, conditioning, inversion, drag)
