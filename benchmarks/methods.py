@@ -1,0 +1,138 @@
+"""Per-stage cost of each drag method on the tiny random-weight SD 1.5-shaped checkpoint (CPU).
+
+For LoRA, inversion, drag and sampling: wall time, UNet forward passes (calls and latent rows) and
+backward passes. Run: `bash scripts/bench.sh` (or this file with the test environment's Python).
+On a GPU machine the same stages run on CUDA; see README "Benchmarks".
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "tests" / "host"), str(ROOT / "tests")]
+
+from pack import register_pack  # noqa: E402
+from comfy_inprocess import import_comfy  # noqa: E402
+from models import write_tiny_checkpoint  # noqa: E402
+
+register_pack()
+
+
+@dataclass
+class Passes:
+    forward_calls: int = 0
+    forward_rows: int = 0
+    backward: int = 0
+
+
+class CountingDenoiser:
+    """A Denoiser that counts the UNet passes it makes (backward: once per call whose outputs get a gradient)."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.passes = inner, Passes()
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def predict(self, x_t, t, cond, up_features=()):
+        prediction = self.inner.predict(x_t, t, cond, up_features)
+        self.passes.forward_calls += 1
+        self.passes.forward_rows += x_t.shape[0]
+        outputs = [o for o in (prediction.eps, *prediction.features.values()) if o.requires_grad]
+        if outputs:
+            fired = []
+
+            def count(grad):
+                if not fired:
+                    fired.append(True)
+                    self.passes.backward += 1
+                return grad
+
+            for output in outputs:
+                output.register_hook(count)
+        return prediction
+
+
+def timed(denoiser: CountingDenoiser, stage: str, rows: list, fn):
+    denoiser.passes = Passes()
+    start = time.perf_counter()
+    value = fn()
+    seconds = time.perf_counter() - start
+    p = denoiser.passes
+    rows.append((stage, seconds, p.forward_calls, p.forward_rows, p.backward))
+    return value
+
+
+def run_method(name: str, denoiser, latent, spec, cond, args) -> list:
+    from dragkit.core.attention import MutualSelfAttention
+    from dragkit.core.inversion import invert
+    from dragkit.core.lora import LoraSettings, train_lora
+    from dragkit.core.methods import dragdiffusion, gooddrag
+    from dragkit.core.sampling import mutual_attention_sample
+    from dragkit.core.schedule import ddim_schedule
+    from dragkit.nodes import host
+
+    method = {"DragDiffusion": (dragdiffusion.optimise, dragdiffusion.DragDiffusionSettings(feature_block=0), 0.7, 80),
+              "GoodDrag": (gooddrag.optimise, gooddrag.GoodDragSettings(feature_block=0), 0.75, 70)}[name]
+    optimise, settings, strength, lora_steps = method
+    counting = CountingDenoiser(denoiser)
+    rows: list = []
+    with host.gradients():
+        lora = LoraSettings(steps=args.lora_steps or lora_steps)
+        timed(counting, "LoRA", rows, lambda: train_lora(denoiser.unet, counting, latent, cond, lora))
+        schedule = ddim_schedule(denoiser.alphas_cumprod, 50)
+        inversion = timed(counting, "inversion", rows, lambda: invert(counting, latent, cond, schedule, strength))
+        result = timed(counting, "drag", rows, lambda: optimise(counting, inversion, spec, cond, settings))
+    layers = range(max(0, denoiser.self_attention_count - 2), denoiser.self_attention_count)  # tiny UNet's decoder
+    policy = MutualSelfAttention(schedule.timesteps, first_step=result.index, layers=layers)
+    timed(counting, "sampling", rows, lambda: mutual_attention_sample(
+        counting, result.reference_latent, result.latent, cond, schedule, result.index, policy))
+    return rows, result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size", type=int, default=128, help="image side in pixels (latent = size / 8)")
+    parser.add_argument("--lora-steps", type=int, default=0, help="override the method's LoRA steps (0: 80 / 70)")
+    parser.add_argument("--methods", nargs="+", default=["DragDiffusion", "GoodDrag"])
+    args = parser.parse_args()
+
+    import_comfy()
+    import comfy.sd
+
+    from dragkit.core.drag import DragSpec
+    from dragkit.nodes import host
+
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as folder:
+        path = write_tiny_checkpoint(Path(folder) / "tiny_sd15.safetensors")
+        with torch.inference_mode():
+            model, *_ = comfy.sd.load_checkpoint_guess_config(str(path), output_vae=False, output_clip=False)
+    denoiser = host.ComfyDenoiser(model)
+    with host.gradients():
+        denoiser.load_for_gradients()
+    s = args.size
+    latent = torch.nn.functional.interpolate(torch.randn(1, 4, 4, 4), size=(s // 8, s // 8), mode="bilinear")
+    spec = DragSpec(s, s, ((s * 0.3, s * 0.5),), ((s * 0.6, s * 0.5),))
+    cond = torch.zeros(1, 77, 768)
+    print(f"tiny SD 1.5-shaped checkpoint, {s}×{s} image ({s // 8}×{s // 8} latent), {torch.get_num_threads()} CPU threads")
+    print(f"{'method':<14}{'stage':<11}{'seconds':>9}{'fwd calls':>11}{'fwd rows':>10}{'backward':>10}")
+    for name in args.methods:
+        rows, result = run_method(name, denoiser, latent, spec, cond, args)
+        for stage, seconds, calls, batch_rows, backward in rows:
+            print(f"{name:<14}{stage:<11}{seconds:>9.2f}{calls:>11}{batch_rows:>10}{backward:>10}")
+        print(f"{name:<14}{'total':<11}{sum(r[1] for r in rows):>9.2f}   stop: {result.stop_reason}, "
+              f"{len(result.losses)} gradient steps")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
