@@ -58,7 +58,7 @@ if ! command -v chromium >/dev/null 2>&1; then
   echo "setup: installing Debian's chromium for the browser tests" >&2
   sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
   $sudo_ apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends chromium >&2
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends chromium fonts-liberation >&2
 fi
 
 reqs_hash="$(cat "$comfy/requirements.txt" "$here/requirements.txt" "$here/tests/requirements.txt" | sha256sum | cut -c1-16)"

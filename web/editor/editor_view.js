@@ -1,0 +1,582 @@
+// The point/region editor: a DOM <canvas> with a toolbar and a legend. Everything it stores is in
+// image pixels; the canvas only maps pointer positions onto the image, whatever the node size or zoom.
+// Text that may come from a workflow file is only ever set with textContent.
+
+import { DragDataError, DragState, paintDisc, REGION_TYPES } from "./drag_state.js";
+import { History } from "./history.js";
+import { injectStyles } from "./styles.js";
+
+const HIT_RADIUS = 9; // layout px around a point that grab it
+const HANDLE_COLOR = "#e53935";
+const TARGET_COLOR = "#1e88e5";
+const MASK_RGBA = [255, 255, 255, 110];
+const REGION_COLORS = { translate: [255, 152, 0], deform: [171, 71, 188], rotate: [0, 188, 212] };
+
+const TOOLS = {
+  points: { key: "p", label: "Points", hint: "Click a handle, then its target · drag a point to move it · right-click deletes a pair" },
+  brush: { key: "b", label: "Brush", hint: "Paint the editable region ( [ ] size ) · nothing painted = whole image editable" },
+  eraser: { key: "e", label: "Eraser", hint: "Erase the editable region ( [ ] size )" },
+  region: { key: "r", label: "Region", hint: "Paint the selected pair's region (right-drag erases) · choose its type" },
+  center: { key: "c", label: "Centre", hint: "Click the rotation centre of the selected pair's region" },
+};
+
+function element(tag, props = {}, children = []) {
+  const node = document.createElement(tag);
+  Object.assign(node, props);
+  node.append(...children);
+  return node;
+}
+
+export class DragEditor {
+  /** `onChange(json)` receives the drag's JSON after every edit, undo and redo. */
+  constructor({ onChange }) {
+    injectStyles();
+    this.onChange = onChange;
+    this.state = new DragState();
+    this.history = new History("");
+    this.tool = "points";
+    this.brushSize = 12;
+    this.activePair = 0;
+    this.pending = null; // a handle waiting for its target
+    this.gesture = null; // the pointer interaction in progress
+    this.hover = null; // pointer position in image pixels
+    this.image = null;
+    this.imageUrl = null;
+    this.loadError = null;
+    this.overlay = document.createElement("canvas");
+    this.overlayDirty = true;
+    this.#build();
+    this.resizeObserver = new ResizeObserver(() => this.render());
+    this.resizeObserver.observe(this.stage);
+  }
+
+  /** The JSON last written or loaded: what the node's drag_data holds. */
+  get value() {
+    return this.history.current;
+  }
+
+  /** Shows the drag in `text` (a workflow, a paste, an undo of the graph); starts a new history. */
+  loadValue(text) {
+    this.history.reset(text ?? "");
+    this.#showValue(this.history.current);
+    this.#fitToImage();
+  }
+
+  setImage(url) {
+    if (!url || url === this.imageUrl) return;
+    this.imageUrl = url;
+    const image = new Image();
+    image.onload = () => {
+      if (this.imageUrl !== url) return;
+      this.image = image;
+      this.#fitToImage();
+      this.render();
+    };
+    image.onerror = () => this.#setStatus(`The image could not be loaded (${url}).`, true);
+    image.src = url;
+  }
+
+  destroy() {
+    this.resizeObserver.disconnect();
+  }
+
+  // --- state ---------------------------------------------------------------------------------
+
+  #showValue(text) {
+    try {
+      this.state = DragState.fromJSON(text);
+      this.loadError = null;
+    } catch (error) {
+      if (!(error instanceof DragDataError)) throw error;
+      this.state = new DragState();
+      this.loadError = `${error.message}. Editing starts a new drag.`;
+    }
+    if (this.image && !this.state.hasSize) [this.state.width, this.state.height] = this.#imageSize();
+    this.pending = null;
+    this.activePair = Math.min(this.activePair, Math.max(0, this.state.pairs.length - 1));
+    this.#changed();
+  }
+
+  #imageSize() {
+    return [this.image.naturalWidth, this.image.naturalHeight];
+  }
+
+  /** Keeps the drag on the shown image: its size is the image's natural size. */
+  #fitToImage() {
+    if (!this.image) return;
+    const [width, height] = this.#imageSize();
+    if (!this.state.hasSize) {
+      this.state.width = width;
+      this.state.height = height;
+    } else if (this.state.width !== width || this.state.height !== height) {
+      const from = `${this.state.width}×${this.state.height}`;
+      this.state.resize(width, height);
+      if (this.value) this.#commit();
+      this.#setStatus(`The image changed size: the drag was scaled from ${from} to ${width}×${height}.`, false);
+    }
+    this.#changed();
+  }
+
+  #commit() {
+    const json = this.state.toJSON();
+    this.loadError = null;
+    this.history.push(json);
+    this.onChange(json);
+    this.#changed();
+  }
+
+  #restore(json) {
+    if (json === null) return;
+    this.#showValue(json);
+    this.onChange(json);
+  }
+
+  #changed() {
+    this.overlayDirty = true;
+    this.#syncControls();
+    this.render();
+  }
+
+  // --- DOM -------------------------------------------------------------------------------------
+
+  #build() {
+    this.canvas = element("canvas", { className: "dragkit-canvas" });
+    this.stage = element("div", { className: "dragkit-stage" }, [this.canvas]);
+    this.toolButtons = Object.fromEntries(
+      Object.entries(TOOLS).map(([tool, spec]) => [
+        tool,
+        this.#button(spec.label, `${spec.label} (${spec.key.toUpperCase()})`, () => this.#selectTool(tool)),
+      ]),
+    );
+    this.sizeInput = element("input", { type: "range", min: 1, max: 128, value: this.brushSize, title: "Brush size in image pixels ( [ ] )" });
+    this.sizeInput.addEventListener("input", () => this.#setBrushSize(Number(this.sizeInput.value)));
+    this.sizeLabel = element("span", { className: "dragkit-size" });
+    this.pairSelect = element("select", { title: "The pair whose region is painted (1–9)" });
+    this.pairSelect.addEventListener("change", () => this.#selectPair(Number(this.pairSelect.value)));
+    this.typeSelect = element("select", { title: "How the region moves (DragNeXt)" },
+      REGION_TYPES.map((type) => element("option", { value: type, textContent: type })));
+    this.typeSelect.addEventListener("change", () => this.#setRegionType(this.typeSelect.value));
+    this.undoButton = this.#button("Undo", "Undo (Z)", () => this.#restore(this.history.undo()));
+    this.redoButton = this.#button("Redo", "Redo (Shift+Z or Y)", () => this.#restore(this.history.redo()));
+    const clearButton = this.#button("Clear", "Remove all pairs, the mask and the regions", () => this.#clear());
+    const toolbar = element("div", { className: "dragkit-toolbar" }, [
+      ...Object.values(this.toolButtons),
+      element("label", { className: "dragkit-group", title: this.sizeInput.title }, [this.sizeInput, this.sizeLabel]),
+      element("span", { className: "dragkit-group" }, [this.pairSelect, this.typeSelect]),
+      this.undoButton, this.redoButton, clearButton,
+    ]);
+    this.status = element("div", { className: "dragkit-status" });
+    this.element = element("div", { className: "dragkit-editor widget-expands", tabIndex: 0 }, [toolbar, this.stage, this.#legend(), this.status]);
+    this.#listen();
+    this.#setBrushSize(this.brushSize);
+    this.#selectTool("points");
+  }
+
+  #button(text, title, onClick) {
+    const button = element("button", { type: "button", textContent: text, title });
+    button.addEventListener("click", (event) => {
+      event.stopPropagation();
+      onClick();
+    });
+    return button;
+  }
+
+  #legend() {
+    const swatch = (rgb, label) => element("span", { className: "dragkit-key" },
+      [element("i", { style: `background: rgb(${rgb.join(",")})` }), label]);
+    const dot = (color, label) => element("span", { className: "dragkit-key" },
+      [element("i", { className: "dragkit-dot", style: `background: ${color}` }), label]);
+    return element("div", { className: "dragkit-legend" }, [
+      dot(HANDLE_COLOR, "handle"), dot(TARGET_COLOR, "target"), swatch(MASK_RGBA.slice(0, 3), "editable"),
+      ...REGION_TYPES.map((type) => swatch(REGION_COLORS[type], type)),
+      element("span", { className: "dragkit-key", textContent: "✛ centre" }),
+    ]);
+  }
+
+  #syncControls() {
+    const count = this.state.pairs.length;
+    this.pairSelect.replaceChildren(...this.state.pairs.map((_, i) =>
+      element("option", { value: String(i), textContent: `pair ${i + 1}` })));
+    this.pairSelect.disabled = count === 0;
+    this.pairSelect.value = String(this.activePair);
+    const region = this.state.regions.get(this.activePair);
+    this.typeSelect.value = region?.type ?? "translate";
+    this.typeSelect.disabled = count === 0;
+    this.toolButtons.center.disabled = region?.type !== "rotate";
+    this.undoButton.disabled = !this.history.past.length;
+    this.redoButton.disabled = !this.history.future.length;
+    if (this.loadError) this.#setStatus(this.loadError, true);
+  }
+
+  #setStatus(text, isError) {
+    this.status.textContent = text;
+    this.status.classList.toggle("dragkit-error", isError);
+  }
+
+  #selectTool(tool) {
+    this.tool = tool;
+    for (const [name, button] of Object.entries(this.toolButtons)) button.classList.toggle("dragkit-active", name === tool);
+    this.#setStatus(TOOLS[tool].hint, false);
+    this.render();
+  }
+
+  #selectPair(index) {
+    if (index < 0 || index >= this.state.pairs.length) return;
+    this.activePair = index;
+    this.#changed();
+  }
+
+  #setBrushSize(size) {
+    this.brushSize = Math.max(1, Math.min(128, Math.round(size)));
+    this.sizeInput.value = String(this.brushSize);
+    this.sizeLabel.textContent = `${this.brushSize}px`;
+    this.render();
+  }
+
+  #setRegionType(type) {
+    if (!this.state.pairs.length) return;
+    this.state.region(this.activePair).type = type;
+    if (type !== "rotate" && this.tool === "center") this.#selectTool("region");
+    this.#commit();
+  }
+
+  #clear() {
+    this.state = Object.assign(new DragState(), { width: this.state.width, height: this.state.height });
+    this.pending = null;
+    this.activePair = 0;
+    this.#commit();
+  }
+
+  // --- input -----------------------------------------------------------------------------------
+
+  #listen() {
+    const canvas = this.canvas;
+    canvas.addEventListener("pointerdown", (event) => this.#onPointerDown(event));
+    canvas.addEventListener("pointermove", (event) => this.#onPointerMove(event));
+    canvas.addEventListener("pointerup", (event) => this.#onPointerUp(event));
+    canvas.addEventListener("pointercancel", (event) => this.#onPointerUp(event));
+    canvas.addEventListener("pointerleave", () => {
+      this.hover = null;
+      this.render();
+    });
+    // No browser or graph context menu over the image: right-click deletes and erases here.
+    canvas.addEventListener("contextmenu", (event) => {
+      event.preventDefault();
+      event.stopPropagation();
+    });
+    this.element.addEventListener("keydown", (event) => this.#onKey(event));
+    // Vue nodes: pressing a toolbar control (dragging the size slider) must not drag the node.
+    this.element.addEventListener("pointerdown", (event) => {
+      if (event.button !== 1) event.stopPropagation();
+    });
+  }
+
+  /** Pointer position in image pixels (continuous), through the canvas's on-screen box. */
+  #toImage(event) {
+    const rect = this.canvas.getBoundingClientRect();
+    const x = ((event.clientX - rect.left) / rect.width) * this.canvas.clientWidth;
+    const y = ((event.clientY - rect.top) / rect.height) * this.canvas.clientHeight;
+    const { scale, left, top } = this.#fit();
+    return [(x - left) / scale, (y - top) / scale];
+  }
+
+  #pixel([x, y]) {
+    const clamp = (v, size) => Math.min(Math.max(Math.floor(v), 0), size - 1);
+    return [clamp(x, this.state.width), clamp(y, this.state.height)];
+  }
+
+  #onPointerDown(event) {
+    if (event.button === 1) return; // middle button pans the graph
+    // The graph must not pan, select or drag the node while the user edits the image.
+    event.stopPropagation();
+    event.preventDefault();
+    this.element.focus({ preventScroll: true });
+    if (!this.state.hasSize) return;
+    const at = this.#toImage(event);
+    this.gesture = this.#startGesture(at, event.button === 2);
+    if (this.gesture) this.canvas.setPointerCapture(event.pointerId);
+    this.render();
+  }
+
+  #startGesture(at, secondary) {
+    switch (this.tool) {
+      case "points":
+        return secondary ? this.#deleteAt(at) : this.#grabOrPlace(at);
+      case "brush":
+      case "eraser":
+        return secondary ? null : this.#stroke(null, this.tool === "brush" ? 1 : 0, at);
+      case "region":
+        if (!this.state.pairs.length) {
+          this.#setStatus("Place a handle → target pair first; each region belongs to a pair.", true);
+          return null;
+        }
+        return this.#stroke(this.activePair, secondary ? 0 : 1, at);
+      default: // the rotation centre
+        if (!secondary) this.#setCenter(at);
+        return null;
+    }
+  }
+
+  #grabOrPlace(at) {
+    const hit = this.#hitPoint(at);
+    if (hit) return { kind: "move", ...hit, moved: false };
+    const point = this.#pixel(at);
+    if (!this.pending) {
+      this.pending = point;
+      return null;
+    }
+    this.state.pairs.push({ handle: this.pending, target: point });
+    this.pending = null;
+    this.activePair = this.state.pairs.length - 1;
+    this.#commit();
+    return null;
+  }
+
+  #deleteAt(at) {
+    const hit = this.#hitPoint(at);
+    if (hit?.which === "pending") this.pending = null;
+    else if (hit) {
+      this.state.deletePair(hit.index);
+      this.activePair = Math.min(this.activePair, Math.max(0, this.state.pairs.length - 1));
+      this.#commit();
+    }
+    return null;
+  }
+
+  /** The point under `at`: a pair's handle or target, or the waiting handle. */
+  #hitPoint([x, y]) {
+    const radius = HIT_RADIUS / this.#fit().scale;
+    const near = ([px, py]) => Math.hypot(px + 0.5 - x, py + 0.5 - y) <= radius;
+    if (this.pending && near(this.pending)) return { which: "pending" };
+    for (let i = this.state.pairs.length - 1; i >= 0; i--) {
+      const pair = this.state.pairs[i];
+      if (near(pair.target)) return { which: "target", index: i };
+      if (near(pair.handle)) return { which: "handle", index: i };
+    }
+    return null;
+  }
+
+  #stroke(pairIndex, value, at) {
+    const gesture = { kind: "stroke", layer: this.state.layer(pairIndex), value, last: at };
+    this.#paint(gesture, at);
+    return gesture;
+  }
+
+  #paint(gesture, [x, y]) {
+    const { width, height } = this.state;
+    const radius = this.brushSize / 2;
+    const [lx, ly] = gesture.last;
+    const steps = Math.max(1, Math.ceil(Math.hypot(x - lx, y - ly) / Math.max(radius / 2, 0.5)));
+    for (let s = 1; s <= steps; s++) {
+      const t = s / steps;
+      paintDisc(gesture.layer, width, height, lx + (x - lx) * t, ly + (y - ly) * t, radius, gesture.value);
+    }
+    gesture.last = [x, y];
+    this.overlayDirty = true;
+  }
+
+  #setCenter(at) {
+    const region = this.state.region(this.activePair);
+    region.type = "rotate";
+    region.center = this.#pixel(at);
+    this.#selectTool("region");
+    this.#commit();
+  }
+
+  #onPointerMove(event) {
+    if (event.buttons & 4) return; // middle-button panning belongs to the graph
+    event.stopPropagation();
+    if (!this.state.hasSize) return;
+    const at = this.#toImage(event);
+    this.hover = at;
+    const gesture = this.gesture;
+    if (gesture?.kind === "move") {
+      const point = this.#pixel(at);
+      if (gesture.which === "pending") this.pending = point;
+      else this.state.pairs[gesture.index][gesture.which] = point;
+      gesture.moved = true;
+    } else if (gesture?.kind === "stroke") {
+      this.#paint(gesture, at);
+    }
+    this.render();
+  }
+
+  #onPointerUp(event) {
+    if (!this.gesture) return;
+    event.stopPropagation();
+    const gesture = this.gesture;
+    this.gesture = null;
+    if (this.canvas.hasPointerCapture(event.pointerId)) this.canvas.releasePointerCapture(event.pointerId);
+    if (gesture.kind === "stroke" || (gesture.moved && gesture.which !== "pending")) this.#commit();
+    else this.render();
+  }
+
+  #onKey(event) {
+    if (event.target !== this.element || event.ctrlKey || event.metaKey || event.altKey) return;
+    const action = this.#keyAction(event.key);
+    if (!action) return;
+    // Handled here: ComfyUI's single-key shortcuts must not also fire.
+    event.preventDefault();
+    event.stopPropagation();
+    action();
+  }
+
+  #keyAction(key) {
+    const tool = Object.entries(TOOLS).find(([, spec]) => spec.key === key.toLowerCase());
+    if (tool && !(tool[0] === "center" && this.toolButtons.center.disabled)) return () => this.#selectTool(tool[0]);
+    if (key === "z") return () => this.#restore(this.history.undo());
+    if (key === "Z" || key === "y") return () => this.#restore(this.history.redo());
+    if (key === "[") return () => this.#setBrushSize(this.brushSize - Math.max(1, this.brushSize * 0.2));
+    if (key === "]") return () => this.#setBrushSize(this.brushSize + Math.max(1, this.brushSize * 0.2));
+    if (key === "Escape" && this.pending) return () => { this.pending = null; this.render(); };
+    if (/^[1-9]$/.test(key)) return () => this.#selectPair(Number(key) - 1);
+    return null;
+  }
+
+  // --- drawing ---------------------------------------------------------------------------------
+
+  /** Where the image lies on the canvas (layout px): letterboxed, aspect kept. */
+  #fit() {
+    const width = this.canvas.clientWidth;
+    const height = this.canvas.clientHeight;
+    const scale = Math.min(width / this.state.width, height / this.state.height);
+    return { scale, left: (width - this.state.width * scale) / 2, top: (height - this.state.height * scale) / 2 };
+  }
+
+  render() {
+    const canvas = this.canvas;
+    const ratio = window.devicePixelRatio || 1;
+    const width = Math.max(1, Math.round(canvas.clientWidth * ratio));
+    const height = Math.max(1, Math.round(canvas.clientHeight * ratio));
+    if (canvas.width !== width || canvas.height !== height) Object.assign(canvas, { width, height });
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.clearRect(0, 0, canvas.clientWidth, canvas.clientHeight);
+    if (!this.state.hasSize) return this.#drawPlaceholder(ctx);
+    const fit = this.#fit();
+    ctx.save();
+    ctx.translate(fit.left, fit.top);
+    ctx.scale(fit.scale, fit.scale);
+    // Enlarged pictures stay sharp so that every image pixel can be aimed at.
+    ctx.imageSmoothingEnabled = fit.scale < 1;
+    if (this.image) ctx.drawImage(this.image, 0, 0, this.state.width, this.state.height);
+    else this.#drawMissingImage(ctx);
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(this.#overlay(), 0, 0);
+    ctx.restore();
+    this.#drawCenters(ctx, fit);
+    this.state.pairs.forEach((pair, i) => this.#drawPair(ctx, fit, pair, i));
+    if (this.pending) this.#drawDot(ctx, this.#screen(fit, this.pending), HANDLE_COLOR, true);
+    this.#drawBrush(ctx, fit);
+  }
+
+  #screen(fit, [x, y]) {
+    return [fit.left + (x + 0.5) * fit.scale, fit.top + (y + 0.5) * fit.scale];
+  }
+
+  #drawPlaceholder(ctx) {
+    ctx.fillStyle = "#888";
+    ctx.font = "13px sans-serif";
+    ctx.textAlign = "center";
+    ctx.fillText("Connect a Load Image node, or queue once, to show the image.", this.canvas.clientWidth / 2, this.canvas.clientHeight / 2);
+  }
+
+  #drawMissingImage(ctx) {
+    ctx.fillStyle = "#333";
+    ctx.fillRect(0, 0, this.state.width, this.state.height);
+  }
+
+  /** The editable mask and the regions, one RGBA pixel per image pixel. */
+  #overlay() {
+    if (!this.overlayDirty) return this.overlay;
+    const { width, height, mask, regions } = this.state;
+    Object.assign(this.overlay, { width, height });
+    const ctx = this.overlay.getContext("2d");
+    const pixels = ctx.createImageData(width, height);
+    const put = (layer, rgba) => {
+      for (let i = 0; i < layer.length; i++) if (layer[i]) pixels.data.set(rgba, i * 4);
+    };
+    if (mask) put(mask, MASK_RGBA);
+    for (const [pair, region] of regions) put(region.mask, [...REGION_COLORS[region.type], pair === this.activePair ? 150 : 90]);
+    ctx.putImageData(pixels, 0, 0);
+    this.overlayDirty = false;
+    return this.overlay;
+  }
+
+  #drawCenters(ctx, fit) {
+    for (const [pair, region] of this.state.regions) {
+      if (region.type !== "rotate" || !region.center || pair >= this.state.pairs.length) continue;
+      const [cx, cy] = this.#screen(fit, region.center);
+      const [hx, hy] = this.#screen(fit, this.state.pairs[pair].handle);
+      ctx.strokeStyle = `rgb(${REGION_COLORS.rotate.join(",")})`;
+      ctx.lineWidth = 2;
+      ctx.setLineDash([4, 3]);
+      ctx.beginPath();
+      ctx.moveTo(cx, cy);
+      ctx.lineTo(hx, hy);
+      ctx.stroke();
+      ctx.setLineDash([]);
+      ctx.beginPath();
+      ctx.moveTo(cx - 7, cy);
+      ctx.lineTo(cx + 7, cy);
+      ctx.moveTo(cx, cy - 7);
+      ctx.lineTo(cx, cy + 7);
+      ctx.stroke();
+    }
+  }
+
+  #drawPair(ctx, fit, pair, index) {
+    const [hx, hy] = this.#screen(fit, pair.handle);
+    const [tx, ty] = this.#screen(fit, pair.target);
+    const angle = Math.atan2(ty - hy, tx - hx);
+    const head = 9;
+    ctx.lineWidth = 2;
+    ctx.strokeStyle = "white";
+    ctx.fillStyle = "white";
+    ctx.shadowColor = "rgba(0,0,0,0.8)";
+    ctx.shadowBlur = 3;
+    ctx.beginPath();
+    ctx.moveTo(hx, hy);
+    ctx.lineTo(tx - Math.cos(angle) * 6, ty - Math.sin(angle) * 6);
+    ctx.stroke();
+    ctx.beginPath();
+    ctx.moveTo(tx - Math.cos(angle) * 5, ty - Math.sin(angle) * 5);
+    ctx.lineTo(tx - Math.cos(angle - 0.45) * (head + 5), ty - Math.sin(angle - 0.45) * (head + 5));
+    ctx.lineTo(tx - Math.cos(angle + 0.45) * (head + 5), ty - Math.sin(angle + 0.45) * (head + 5));
+    ctx.fill();
+    ctx.shadowBlur = 0;
+    this.#drawDot(ctx, [hx, hy], HANDLE_COLOR, false);
+    this.#drawDot(ctx, [tx, ty], TARGET_COLOR, false);
+    ctx.font = "bold 12px sans-serif";
+    ctx.textAlign = "center";
+    ctx.lineWidth = 3;
+    ctx.strokeStyle = "black";
+    const label = String(index + 1);
+    const [lx, ly] = [hx - Math.cos(angle) * 14, hy - Math.sin(angle) * 14 + 4];
+    ctx.strokeText(label, lx, ly);
+    ctx.fillStyle = index === this.activePair && this.tool !== "points" ? "#ffeb3b" : "white";
+    ctx.fillText(label, lx, ly);
+  }
+
+  #drawDot(ctx, [x, y], color, dashed) {
+    ctx.beginPath();
+    ctx.arc(x, y, 5, 0, Math.PI * 2);
+    ctx.fillStyle = color;
+    ctx.fill();
+    ctx.lineWidth = 1.5;
+    ctx.strokeStyle = "white";
+    if (dashed) ctx.setLineDash([2, 2]);
+    ctx.stroke();
+    ctx.setLineDash([]);
+  }
+
+  #drawBrush(ctx, fit) {
+    if (!this.hover || !["brush", "eraser", "region"].includes(this.tool)) return;
+    const [x, y] = this.hover;
+    ctx.beginPath();
+    ctx.arc(fit.left + x * fit.scale, fit.top + y * fit.scale, (this.brushSize / 2) * fit.scale, 0, Math.PI * 2);
+    ctx.lineWidth = 1;
+    ctx.strokeStyle = this.tool === "eraser" ? "#ff8a80" : "white";
+    ctx.stroke();
+  }
+}
