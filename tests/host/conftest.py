@@ -25,6 +25,13 @@ def server(comfy_base):
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def client_module(server):
+    client = ComfyClient(server.url)
+    yield client
+    client.close()
+
+
 @pytest.fixture
 def client(server):
     client = ComfyClient(server.url)
