@@ -32,7 +32,9 @@ def chromium_executable() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+# Module scope: the server and the browser are gone before other test folders run (Playwright's sync
+# API keeps an event loop running in this thread while it is open, which asyncio.run() refuses).
+@pytest.fixture(scope="module")
 def browser_server(tmp_path_factory):
     base = prepare_base_directory(tmp_path_factory.mktemp("comfy_browser"))
     write_png(base / "input" / IMAGE_NAME, *IMAGE_SIZE)
@@ -47,7 +49,7 @@ def browser_server(tmp_path_factory):
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 
