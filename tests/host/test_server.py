@@ -12,10 +12,13 @@ def dragkit_schemas():
 
     import_comfy()
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
     from dragkit.nodes import DragKitExtension
 
-    nodes = asyncio.run(DragKitExtension().get_node_list())
+    # A thread of its own: another test's library may already run an event loop in this one.
+    with ThreadPoolExecutor(1) as pool:
+        nodes = pool.submit(asyncio.run, DragKitExtension().get_node_list()).result()
     return [node.define_schema() for node in nodes]
 
 
