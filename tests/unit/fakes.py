@@ -41,7 +41,25 @@ def tokens_to_map(tokens: torch.Tensor, height: int, width: int) -> torch.Tensor
     return tokens.transpose(1, 2).reshape(tokens.shape[0], -1, height, width)
 
 
-class FakeDenoiser:
+class CpuDenoiser:
+    """What every test denoiser shares: SD 1.5's ᾱ, on the CPU, in float32 unless told otherwise."""
+
+    _dtype = torch.float32
+
+    @property
+    def alphas_cumprod(self) -> torch.Tensor:
+        return sd15_alphas_cumprod()
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._dtype
+
+
+class FakeDenoiser(CpuDenoiser):
     def __init__(
         self,
         *,
@@ -68,18 +86,6 @@ class FakeDenoiser:
         self._dtype = dtype
         self._hook: AttentionHook | None = None
         self.predicted_timesteps: list[int | torch.Tensor] = []  # t of every predict() call, as given, in order
-
-    @property
-    def alphas_cumprod(self) -> torch.Tensor:
-        return sd15_alphas_cumprod()
-
-    @property
-    def device(self) -> torch.device:
-        return torch.device("cpu")
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self._dtype
 
     @property
     def up_block_count(self) -> int:

@@ -21,30 +21,18 @@ import torch.nn.functional as F
 from dragkit.core.denoiser import AttentionHook, Prediction
 from dragkit.core.inversion import Inversion, invert
 from dragkit.core.schedule import ddim_schedule
-from fakes import sd15_alphas_cumprod
+from fakes import CpuDenoiser
 
 TAP_SCALES = (0.25, 0.5, 1.0, 1.0)
 TAP_CHANNELS = (16, 16, 16, 8)
 
 
-class SyntheticDenoiser:
+class SyntheticDenoiser(CpuDenoiser):
     def __init__(self, *, channels: int = 4, seed: int = 0) -> None:
         generator = torch.Generator().manual_seed(seed)
         self.kernels = [torch.randn(c, channels, 3, 3, generator=generator) / 3 for c in TAP_CHANNELS]
         self.mix = torch.eye(channels) + 0.1 * torch.randn(channels, channels, generator=generator)
         self.predicted_timesteps: list[int] = []  # t of every predict() call, in order
-
-    @property
-    def alphas_cumprod(self) -> torch.Tensor:
-        return sd15_alphas_cumprod()
-
-    @property
-    def device(self) -> torch.device:
-        return torch.device("cpu")
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return torch.float32
 
     @property
     def up_block_count(self) -> int:
@@ -96,10 +84,6 @@ def scene(strength: float, seed: int = 1) -> Scene:
     inversion = invert(denoiser, source, cond, ddim_schedule(denoiser.alphas_cumprod, 50), strength)
     denoiser.predicted_timesteps.clear()
     return Scene(denoiser, inversion, cond)
-
-
-class Cancelled(Exception):
-    """What a node's on_step raises when the user cancels."""
 
 
 def band_mask() -> np.ndarray:
