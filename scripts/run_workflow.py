@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests" / "host"), str(ROOT / "tests")]
 
-from comfy_server import ComfyClient, ComfyServer, prepare_base_directory  # noqa: E402
+from comfy_server import ComfyClient, prepare_base_directory, running_server  # noqa: E402
 from workflow import fit_to_tiny_checkpoint, nodes_of_type, workflow_to_prompt  # noqa: E402
 
 TINY = "tiny_sd15.safetensors"
@@ -34,9 +34,7 @@ def main() -> int:
 
         write_tiny_checkpoint(checkpoints / TINY)
 
-    server = ComfyServer(Path(os.environ["COMFYUI_PATH"]), base, () if _has_gpu() else ("--cpu",))
-    try:
-        server.wait_ready()
+    with running_server(Path(os.environ["COMFYUI_PATH"]), base, () if _has_gpu() else ("--cpu",)) as server:
         client = ComfyClient(server.url)
         prompt = workflow_to_prompt(json.loads(args.workflow.read_text()), client.object_info())
         if args.tiny:
@@ -56,8 +54,6 @@ def main() -> int:
         shutil.copy(base / "output" / saved[-1]["subfolder"] / saved[-1]["filename"], args.output)
         print(f"wrote {args.output}")
         return 0
-    finally:
-        server.stop()
 
 
 def _has_gpu() -> bool:

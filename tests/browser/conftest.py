@@ -16,7 +16,7 @@ HOST_TESTS = Path(__file__).resolve().parents[1] / "host"
 sys.path.insert(0, str(HOST_TESTS))
 
 from comfy_inprocess import comfyui_path  # noqa: E402
-from comfy_server import ROOT, ComfyServer, prepare_base_directory  # noqa: E402
+from comfy_server import ROOT, prepare_base_directory, running_server  # noqa: E402
 
 from comfy_page import IMAGE_NAME, IMAGE_SIZE, ComfyPage, write_png  # noqa: E402
 
@@ -41,12 +41,8 @@ def browser_server(tmp_path_factory):
     settings = base / "user" / "default" / "comfy.settings.json"
     settings.parent.mkdir(parents=True, exist_ok=True)
     settings.write_text(json.dumps(USER_SETTINGS))
-    server = ComfyServer(comfyui_path(), base)
-    try:
-        server.wait_ready()
+    with running_server(comfyui_path(), base) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

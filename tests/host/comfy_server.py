@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -80,6 +81,17 @@ class ComfyServer:
                 self.process.kill()
                 self.process.wait()
         self._log.close()
+
+
+@contextlib.contextmanager
+def running_server(comfyui: Path, base: Path, extra_args: tuple[str, ...] = ()):
+    """A ComfyServer that has answered /system_stats, stopped however the block ends."""
+    server = ComfyServer(comfyui, base, extra_args)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
 
 
 @dataclass

@@ -3,7 +3,7 @@
 import pytest
 
 from comfy_inprocess import comfyui_path
-from comfy_server import ComfyClient, ComfyServer, prepare_base_directory
+from comfy_server import ComfyClient, prepare_base_directory, running_server
 
 
 @pytest.fixture(scope="session")
@@ -17,12 +17,8 @@ def comfy_base(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def server(comfy_base):
-    server = ComfyServer(comfyui_path(), comfy_base)
-    try:
-        server.wait_ready()
+    with running_server(comfyui_path(), comfy_base) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
