@@ -32,13 +32,12 @@ def run_drag(optimise, settings, model, conditioning, inversion: DragKitInversio
         denoiser.load_for_gradients()
         cond = host.text_context(conditioning).to(denoiser.device)
         core_inversion = inversion.inversion
-        background = denoiser.preview(core_inversion.source)
-        size = (drag.width, drag.height)
+        background = denoiser.preview(core_inversion.source).convert("RGB").resize((drag.width, drag.height))
 
         def picture(handles):
-            return drag_points(background, size, handles, drag.targets, drag.handles)
+            return drag_points(background, handles, drag.targets, drag.handles)
 
-        progress = host.Progress(1)
+        progress = host.Progress(1)  # the method reports its own total with every step
 
         def on_step(iteration: int, total: int, handles) -> None:
             show = iteration % PREVIEW_EVERY == 0 or iteration == total

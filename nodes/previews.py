@@ -30,12 +30,12 @@ def loss_curve(losses: list[float], total_steps: int, size: tuple[int, int] = (3
     return image
 
 
-def drag_points(background: Image.Image, size: tuple[int, int], handles, targets, originals) -> Image.Image:
-    """The image (or its latent preview) with the original handles (grey), the current handles
-    (red) and the targets (blue), each pair joined by a line; points are in image pixels of `size`."""
-    image = background.convert("RGB").resize(size)
+def drag_points(background: Image.Image, handles, targets, originals) -> Image.Image:
+    """The image (or its latent preview, at image size) with the original handles (grey), the current
+    handles (red) and the targets (blue), each pair joined by a line; points are in image pixels."""
+    image = background.copy()
     draw = ImageDraw.Draw(image)
-    radius = max(2, min(size) // 100)
+    radius = max(2, min(image.size) // 100)
     for start, now, target in zip(originals, handles, targets):
         draw.line([tuple(start), tuple(now), tuple(target)], fill=(240, 240, 240), width=max(1, radius // 2))
         for point, colour in ((start, (150, 150, 150)), (now, (230, 40, 40)), (target, (40, 90, 240))):

@@ -4,7 +4,5 @@
 # random-weight one is generated so the graph runs (its pictures are noise).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-env_lines="$(bash "$here/scripts/setup.sh")"
-export COMFYUI_PATH="$(sed -n 's/^COMFYUI_PATH=//p' <<<"$env_lines")"
-py="$(sed -n 's/^DRAGKIT_PYTHON=//p' <<<"$env_lines")"
-exec "$py" "$here/scripts/demo.py" "$@"
+source "$here/scripts/env.sh"
+exec "$DRAGKIT_PYTHON" -P "$here/scripts/demo.py" "$@"
