@@ -116,7 +116,7 @@ def main() -> int:
         path = write_tiny_checkpoint(Path(folder) / "tiny_sd15.safetensors")
         with torch.inference_mode():
             model, *_ = comfy.sd.load_checkpoint_guess_config(str(path), output_vae=False, output_clip=False)
-    denoiser = host.ComfyDenoiser(model)
+    denoiser = host.ComfyDenoiser(model, for_gradients=True)
     with host.gradients():
         denoiser.load_for_gradients()
     s = args.size

@@ -27,6 +27,14 @@ import numpy as np
 SCHEMA_VERSION = 1
 REGION_TYPES = ("translate", "deform", "rotate")
 
+# Bounds checked before anything is decoded, so no input can make validation allocate much or a
+# drag run for long: 8192 px a side and 32 Mpx in all (SD needs far less), 100 pairs, and a text of
+# at most 16 MB (a 4096² mask with a run every few pixels).
+MAX_SIDE = 8192
+MAX_PIXELS = 1 << 25
+MAX_PAIRS = 100
+MAX_JSON_CHARS = 16_000_000
+
 
 class DragSpecError(ValueError):
     """A drag specification that cannot be used; the message says which part and why."""
@@ -87,10 +95,16 @@ class DragSpec:
 
     @classmethod
     def from_json(cls, text: str) -> DragSpec:
+        if not isinstance(text, str):
+            raise DragSpecError(f"the drag data must be a JSON string, got {type(text).__name__}")
+        if len(text) > MAX_JSON_CHARS:
+            raise DragSpecError(f"the drag data is {len(text):,} characters long; at most {MAX_JSON_CHARS:,} are accepted")
         try:
             data = json.loads(text)
-        except (TypeError, json.JSONDecodeError) as exc:
+        except json.JSONDecodeError as exc:
             raise DragSpecError(f"the drag data is not valid JSON ({exc}); reset the editor or paste a schema v1 object") from None
+        except RecursionError:
+            raise DragSpecError("the drag data is nested too deeply to be a schema v1 object; reset the editor") from None
         return cls.from_dict(data)
 
     @classmethod
@@ -104,9 +118,13 @@ class DragSpec:
                 "(update DragKit or re-save the workflow)"
             )
         width, height = _size(data.get("width"), "width"), _size(data.get("height"), "height")
+        if width * height > MAX_PIXELS:
+            raise DragSpecError(f"the image is {width}×{height} = {width * height:,} pixels; at most {MAX_PIXELS:,} are supported")
         pairs = data.get("pairs")
         if not isinstance(pairs, list):
             raise DragSpecError("pairs must be a list of {handle: [x, y], target: [x, y]}")
+        if len(pairs) > MAX_PAIRS:
+            raise DragSpecError(f"there are {len(pairs)} pairs; at most {MAX_PAIRS} are supported")
         handles, targets = [], []
         for i, pair in enumerate(pairs):
             if not isinstance(pair, dict) or "handle" not in pair or "target" not in pair:
@@ -118,8 +136,27 @@ class DragSpec:
         regions = data.get("regions") or []
         if not isinstance(regions, list):
             raise DragSpecError("regions must be a list")
-        parsed = tuple(_region(r, i, width, height) for i, r in enumerate(regions))
+        _check_region_pairs(regions, len(pairs))  # before any region mask is decoded
+        parsed = tuple(_region(r, width, height) for r in regions)
         return cls(width, height, tuple(handles), tuple(targets), mask, parsed)
+
+
+def _check_region_pairs(regions: list, pair_count: int) -> None:
+    """One region per existing pair at most, checked on the raw objects (cheap)."""
+    seen = set()
+    for index, region in enumerate(regions):
+        if not isinstance(region, dict):
+            raise DragSpecError(f"region {index + 1} must be an object with pair, type and mask")
+        pair = region.get("pair")
+        if isinstance(pair, bool) or not isinstance(pair, int):
+            raise DragSpecError(f"region {index + 1} needs the index of its pair, got {pair!r}")
+        if not 0 <= pair < pair_count:
+            raise DragSpecError(f"region refers to pair {pair + 1}, but there are {pair_count} pairs")
+        if pair in seen:
+            raise DragSpecError(f"region for pair {pair + 1} is given twice")
+        seen.add(pair)
+        if region.get("type") not in REGION_TYPES:
+            raise DragSpecError(f"region for pair {pair + 1} has unknown type {region.get('type')!r}; use one of {', '.join(REGION_TYPES)}")
 
 
 def _check_spec(spec: DragSpec) -> None:
@@ -166,8 +203,8 @@ def _mask_shape(mask: np.ndarray, spec: DragSpec, what: str) -> None:
 
 
 def _size(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise DragSpecError(f"{what} must be a positive integer (image pixels), got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_SIDE:
+        raise DragSpecError(f"{what} must be a whole number of image pixels from 1 to {MAX_SIDE}, got {value!r}")
     return value
 
 
@@ -186,6 +223,8 @@ def _mask(value: object, width: int, height: int, what: str) -> np.ndarray:
     if not isinstance(value, dict) or not isinstance(value.get("rle"), list):
         raise DragSpecError(f"{what} must be {{\"rle\": [counts...]}}")
     counts = value["rle"]
+    if len(counts) > width * height + 1:
+        raise DragSpecError(f"{what} has {len(counts):,} runs, more than its {width * height:,} pixels allow")
     if any(isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in counts):
         raise DragSpecError(f"{what} run lengths must be non-negative integers")
     total = sum(counts)
@@ -197,12 +236,9 @@ def _mask(value: object, width: int, height: int, what: str) -> np.ndarray:
     return decode_rle(counts, width, height)
 
 
-def _region(value: object, index: int, width: int, height: int) -> Region:
-    if not isinstance(value, dict):
-        raise DragSpecError(f"region {index + 1} must be an object with pair, type and mask")
-    pair = value.get("pair")
-    if isinstance(pair, bool) or not isinstance(pair, int):
-        raise DragSpecError(f"region {index + 1} needs the index of its pair, got {pair!r}")
+def _region(value: dict, width: int, height: int) -> Region:
+    """A region whose pair and type `_check_region_pairs` has checked."""
+    pair = value["pair"]
     where = f"region for pair {pair + 1}"
     center = value.get("center")
     return Region(

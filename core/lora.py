@@ -2,7 +2,8 @@
 
 LoRA sits on to_q, to_k, to_v and to_out.0 of every attention module (self and cross) of the UNet,
 initialised as diffusers' LoRALinearLayer (down ~ N(0, 1/r²), up = 0, no alpha scaling), trained
-with the DDPM noise-prediction loss at random timesteps and AdamW. peft's layers live in the UNet
+with the DDPM noise-prediction loss at random timesteps and AdamW. The adapters and optimiser
+state are float32 while the UNet runs in its own dtype. peft's layers live in the UNet
 only while training runs: whatever happens, the original modules are put back before returning.
 """
 
@@ -57,10 +58,15 @@ def train_lora(
 ) -> LoraResult:
     """Fit a LoRA on `unet` (the module `denoiser` runs) to the clean DDPM-scaled `latent` [1, 4, h, w].
 
-    Needs autograd enabled. The weights come back keyed by `unet`'s module names, on the CPU."""
+    Needs autograd enabled. The LoRA weights and AdamW's state are float32 whatever the UNet's
+    dtype (in fp16, AdamW's ε rounds to 0 and the first update, 0/0, is NaN); an fp16 UNet's
+    backward runs under a dynamic loss scale so that small gradients do not flush to zero. The
+    weights come back keyed by `unet`'s module names, on the CPU; non-finite losses or weights
+    raise `LoraTrainingError`."""
     generator = torch.Generator().manual_seed(settings.seed)
     alphas = denoiser.alphas_cumprod.to(torch.float32)
     x0 = latent.detach().to(denoiser.device, torch.float32).expand(settings.batch_size, -1, -1, -1)
+    scaler = torch.amp.GradScaler(torch.device(denoiser.device).type, enabled=denoiser.dtype == torch.float16)
     losses = []
     with lora_layers(unet, settings.rank, settings.seed) as layers:
         params = [p for layer in layers.values() for p in _adapter_weights(layer)]
@@ -72,9 +78,12 @@ def train_lora(
             a = alphas[t].view(-1, 1, 1, 1).to(x0.device)
             x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
             loss = F.mse_loss(denoiser.predict(x_t, t.to(x0.device), cond).eps.float(), noise)
+            if not torch.isfinite(loss):
+                raise LoraTrainingError(f"the training loss became {loss.item()} at step {step + 1} ({_dtype_hint(denoiser)})")
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)  # skips a step whose (scaled) gradients overflowed
+            scaler.update()
             losses.append(loss.item())
             if on_step is not None:
                 on_step(step + 1, settings.steps, losses[-1])
@@ -83,7 +92,22 @@ def train_lora(
             down, up = _adapter_weights(layer)
             weights[f"{name}.lora_down.weight"] = down.detach().cpu().clone()
             weights[f"{name}.lora_up.weight"] = up.detach().cpu().clone()
+    check_finite(weights, f"after {settings.steps} steps ({_dtype_hint(denoiser)})")
     return LoraResult(weights=weights, losses=tuple(losses))
+
+
+class LoraTrainingError(RuntimeError):
+    """Training produced numbers that cannot be used; the LoRA is not output or cached."""
+
+
+def check_finite(weights: dict[str, torch.Tensor], when: str) -> None:
+    bad = [name for name, tensor in weights.items() if not torch.isfinite(tensor).all()]
+    if bad:
+        raise LoraTrainingError(f"the LoRA has non-finite values in {len(bad)} tensors (e.g. {bad[0]}) {when}")
+
+
+def _dtype_hint(denoiser: Denoiser) -> str:
+    return f"UNet dtype {str(denoiser.dtype).removeprefix('torch.')}; try a lower learning rate or a float32/bf16 model"
 
 
 @contextlib.contextmanager
@@ -105,7 +129,11 @@ def lora_layers(unet: torch.nn.Module, rank: int, seed: int) -> Iterator[dict[st
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             inject_adapter_in_model(config, unet)
-        yield {name: unet.get_submodule(name) for name in originals}
+        layers = {name: unet.get_submodule(name) for name in originals}
+        for layer in layers.values():  # trainable weights: float32, beside the base weight
+            for weight in _adapter_weights(layer):
+                weight.data = weight.data.to(layer.base_layer.weight.device, torch.float32)
+        yield layers
     finally:
         for name, module in originals.items():
             parent_name, _, child = name.rpartition(".")

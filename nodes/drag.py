@@ -9,6 +9,7 @@ from comfy_api.v0_0_2 import io, ui
 from ..core.drag import DragSpec
 from ..core.methods import DragResult, dragdiffusion, gooddrag
 from . import host
+from .checks import CheckedNode, InputError, checked
 from .inversion import DragKitInversion
 from .previews import drag_points, image_tensor
 from .types import DragType, EditType, InversionType
@@ -27,10 +28,11 @@ class DragKitEdit:
 
 def run_drag(optimise, settings, model, conditioning, inversion: DragKitInversion, drag: DragSpec) -> io.NodeOutput:
     """What every drag node does around its method's `optimise`: model, progress, previews, cancel."""
+    check_edit_inputs(model, inversion, drag)
     with host.gradients():
-        denoiser = host.ComfyDenoiser(model)
+        denoiser = host.ComfyDenoiser(model, for_gradients=True)
         denoiser.load_for_gradients()
-        cond = host.text_context(conditioning).to(denoiser.device)
+        cond = host.text_context(inversion.conditioning if conditioning is None else conditioning).to(denoiser.device)
         core_inversion = inversion.inversion
         background = denoiser.preview(core_inversion.source).convert("RGB").resize((drag.width, drag.height))
 
@@ -50,6 +52,27 @@ def run_drag(optimise, settings, model, conditioning, inversion: DragKitInversio
     return io.NodeOutput(DragKitEdit(result, inversion, drag), ui=_ui(final, summary))
 
 
+def check_edit_inputs(model, inversion: DragKitInversion, drag: DragSpec | None = None) -> None:
+    """The drag, the inversion and the model must belong together; say which two do not."""
+    if not host.same_model(inversion.model, model):
+        raise InputError(
+            "model: this is not the model the inversion was made with (DragKit DDIM Invert's model input); "
+            "connect the same MODEL (usually the LoRA Finetune output) to the invert, drag and sampler nodes"
+        )
+    if drag is None:
+        return
+    latent_height, latent_width = inversion.inversion.latent.shape[-2:]
+    if (drag.width // LATENT_SCALE, drag.height // LATENT_SCALE) != (latent_width, latent_height):
+        raise InputError(
+            f"drag: the points were placed on a {drag.width}×{drag.height} image, but the inversion is of a "
+            f"{latent_width * LATENT_SCALE}×{latent_height * LATENT_SCALE} image; feed the Editor and the "
+            "VAEEncode before the inversion the same image"
+        )
+
+
+LATENT_SCALE = 8  # image pixels per latent pixel (SD's VAE; VAEEncode crops to a multiple of it)
+
+
 def _ui(image, summary: str) -> dict:
     return {**ui.PreviewImage(image).as_dict(), "text": [summary]}
 
@@ -57,13 +80,14 @@ def _ui(image, summary: str) -> dict:
 def _common_inputs() -> list:
     return [
         io.Model.Input("model", tooltip="The LoRA-finetuned model (the same as the inversion's)."),
-        io.Conditioning.Input("conditioning", tooltip="The prompt (the methods default to an empty prompt)."),
         InversionType.Input("inversion"),
         DragType.Input("drag"),
+        io.Conditioning.Input("conditioning", optional=True,
+                              tooltip="The prompt; when not connected, the inversion's conditioning is used."),
     ]
 
 
-class DragKitDragDiffusion(io.ComfyNode):
+class DragKitDragDiffusion(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         d = dragdiffusion.DragDiffusionSettings()
@@ -88,8 +112,13 @@ class DragKitDragDiffusion(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, conditioning, inversion, drag, loss_scale, max_iterations, learning_rate, mask_weight,
-                patch_radius, track_radius, feature_block) -> io.NodeOutput:
+    def validate_inputs(cls, loss_scale, learning_rate, mask_weight) -> bool | str:
+        return cls.refusal(loss_scale=loss_scale, learning_rate=learning_rate, mask_weight=mask_weight)
+
+    @classmethod
+    @checked
+    def execute(cls, model, inversion, drag, loss_scale, max_iterations, learning_rate, mask_weight,
+                patch_radius, track_radius, feature_block, conditioning=None) -> io.NodeOutput:
         base = dragdiffusion.DragDiffusionSettings.paper() if loss_scale == "paper" else dragdiffusion.DragDiffusionSettings()
         settings = replace(base, max_iterations=max_iterations, learning_rate=learning_rate, mask_weight=mask_weight,
                            patch_radius=patch_radius, track_radius=track_radius, feature_block=feature_block)
@@ -100,7 +129,7 @@ GOODDRAG_MODES = {"code (UI)": gooddrag.GoodDragSettings(), "benchmark": gooddra
                   "paper": gooddrag.GoodDragSettings.paper()}
 
 
-class DragKitGoodDrag(io.ComfyNode):
+class DragKitGoodDrag(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         d = gooddrag.GoodDragSettings()
@@ -131,8 +160,13 @@ class DragKitGoodDrag(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, conditioning, inversion, drag, mode, drag_timesteps, tracks_per_timestep, steps_per_track,
-                learning_rate, mask_weight, feature_block) -> io.NodeOutput:
+    def validate_inputs(cls, mode, learning_rate, mask_weight) -> bool | str:
+        return cls.refusal(mode=mode, learning_rate=learning_rate, mask_weight=mask_weight)
+
+    @classmethod
+    @checked
+    def execute(cls, model, inversion, drag, mode, drag_timesteps, tracks_per_timestep, steps_per_track,
+                learning_rate, mask_weight, feature_block, conditioning=None) -> io.NodeOutput:
         settings = replace(GOODDRAG_MODES[mode], drag_timesteps=drag_timesteps, tracks_per_timestep=tracks_per_timestep,
                            steps_per_track=steps_per_track, learning_rate=learning_rate, mask_weight=mask_weight,
                            feature_block=feature_block)

@@ -7,6 +7,7 @@ import torch
 from comfy_api.v0_0_2 import io, ui
 
 from ..core.drag import DragSpec, DragSpecError
+from .checks import CheckedNode, InputError, checked, single_item
 from .types import DragType
 
 DRAG_DATA_HELP = (
@@ -16,12 +17,16 @@ DRAG_DATA_HELP = (
 
 
 def parse_drag_data(drag_data: str) -> DragSpec:
-    if not drag_data.strip():
-        raise DragSpecError("there are no handle → target pairs yet; place at least one pair in the editor")
-    return DragSpec.from_json(drag_data)
+    """The drag a `drag_data` string describes; errors name the input (drag_data) and the problem."""
+    try:
+        if not isinstance(drag_data, str) or not drag_data.strip():
+            raise DragSpecError("there are no handle → target pairs yet; place at least one pair in the editor")
+        return DragSpec.from_json(drag_data)
+    except DragSpecError as exc:
+        raise InputError(f"drag_data: {exc}") from None
 
 
-class DragKitEditor(io.ComfyNode):
+class DragKitEditor(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -41,19 +46,22 @@ class DragKitEditor(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, drag_data: str) -> bool | str:
-        try:
-            parse_drag_data(drag_data)
-        except DragSpecError as exc:
-            return str(exc)
-        return True
+    def validate_inputs(cls, drag_data) -> bool | str:
+        return cls.refusal(drag_data=drag_data)
 
     @classmethod
+    def check_values(cls, values: dict) -> None:
+        if values.get("drag_data") is not None:  # None: fed by a link, parsed when the node runs
+            parse_drag_data(values["drag_data"])
+
+    @classmethod
+    @checked
     def execute(cls, image: torch.Tensor, drag_data: str, mask: torch.Tensor | None = None) -> io.NodeOutput:
         spec = parse_drag_data(drag_data)
+        image = single_item(image, "image")
         height, width = image.shape[1], image.shape[2]
         if (spec.width, spec.height) != (width, height):
-            raise DragSpecError(
+            raise InputError(
                 f"drag_data: the points were placed on a {spec.width}×{spec.height} image but the image input is "
                 f"{width}×{height}; open the editor on this image and place the points again"
             )
@@ -64,9 +72,9 @@ class DragKitEditor(io.ComfyNode):
 
 
 def _editable_mask(mask: torch.Tensor, width: int, height: int) -> np.ndarray:
-    mask = mask.reshape(-1, *mask.shape[-2:])[0]
+    mask = single_item(mask.reshape(-1, *mask.shape[-2:]), "mask")[0]
     if tuple(mask.shape) != (height, width):
-        raise DragSpecError(
+        raise InputError(
             f"mask: the mask input is {mask.shape[1]}×{mask.shape[0]} but the image is {width}×{height}; "
             "masks must have the image's size"
         )

@@ -29,10 +29,17 @@ _PLACES = {"input": "down", "middle": "mid", "output": "up"}
 
 
 class ComfyDenoiser:
-    """ε-prediction in the DDPM convention on a clone of a ComfyUI SD-family MODEL."""
+    """ε-prediction in the DDPM convention on a clone of a ComfyUI SD-family MODEL.
 
-    def __init__(self, model) -> None:
-        self.patcher = model.clone()
+    With `for_gradients`, the clone is one whose weights are ordinary, fully loaded parameters:
+    under current ComfyUI's Dynamic VRAM a MODEL streams its weights per op into cast buffers, which
+    autograd and LoRA layers cannot follow, so gradient-taking nodes work on ComfyUI's non-dynamic
+    delegate of the model (the same checkpoint and patches, loaded the classic way)."""
+
+    def __init__(self, model, for_gradients: bool = False) -> None:
+        check_supported(model)
+        self.for_gradients = for_gradients
+        self.patcher = _static_clone(model) if for_gradients else model.clone()
         unet = self.patcher.model.diffusion_model
         self._unet = unet
         self._self_attention = _self_attention_sites(unet)
@@ -43,8 +50,9 @@ class ComfyDenoiser:
     # --- model management ---------------------------------------------------------------------
 
     def load(self) -> None:
-        """Load through ComfyUI's model management (evicting others as it sees fit)."""
-        model_management.load_models_gpu([self.patcher])
+        """Load through ComfyUI's model management (evicting others as it sees fit); a gradient
+        clone is loaded whole, since backward passes need every weight resident."""
+        model_management.load_models_gpu([self.patcher], force_full_load=self.for_gradients)
 
     def load_for_gradients(self) -> None:
         """Load, then make sure no parameter is an inference tensor.
@@ -52,7 +60,9 @@ class ComfyDenoiser:
         Loader nodes run under inference mode, so the weights are inference tensors and autograd
         refuses to save them for backward even with respect to the latent alone. Cloning each one
         outside inference mode gives equal, ordinary tensors (one at a time, to keep peak memory low).
-        Call inside `gradients()`."""
+        Call inside `gradients()`, on a denoiser made `for_gradients`."""
+        if not self.for_gradients:
+            raise RuntimeError("load_for_gradients needs a ComfyDenoiser made with for_gradients=True")
         self.load()
         for module in self.patcher.model.modules():
             for name, param in list(module.named_parameters(recurse=False)):
@@ -86,15 +96,16 @@ class ComfyDenoiser:
         return self._unet
 
     def fingerprint(self) -> str:
-        """A restart-stable digest of the loaded weights, for on-disk caches keyed by model.
+        """A restart-stable digest of the model as it computes, for on-disk caches keyed by model.
 
-        Hashes every parameter's name and shape, and the values of the first and last layers and of
-        every attention query projection (where LoRAs and other weight patches land). Call after load()."""
+        Hashes every UNet parameter and buffer (name, dtype, shape, values) as loaded, so weight
+        patches such as LoRAs are included, plus the names of the model's other patches (attention
+        replacements and wrappers, which are functions and cannot be hashed by value). Call after load()."""
         digest = hashlib.sha256()
-        for name, param in self._unet.named_parameters():
-            digest.update(f"{name}{tuple(param.shape)}".encode())
-            if name.startswith(("input_blocks.0.", "out.")) or name.endswith("to_q.weight"):
-                digest.update(param.detach().to("cpu", torch.float32).numpy().tobytes())
+        for name, tensor in (*self._unet.named_parameters(), *self._unet.named_buffers()):
+            digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+            digest.update(tensor.detach().contiguous().view(torch.uint8).cpu().numpy().tobytes())
+        digest.update(_patch_names(self.patcher.model_options).encode())
         return digest.hexdigest()
 
     def preview(self, latent: torch.Tensor) -> Image.Image:
@@ -166,8 +177,10 @@ class ComfyDenoiser:
         if self._hook is not None:
             attn1 = replace.setdefault("attn1", {})
             for layer, (block, place) in enumerate(self._self_attention):
-                attn1[block] = self._attention_replacement(layer, place)
+                attn1[block] = self._attention_replacement(layer, place, attn1.get(block))
         options.update(patches=patches, patches_replace=replace, cond_or_uncond=[0], sigmas=sigma)
+        if self.for_gradients:
+            options["optimized_attention_override"] = _differentiable_attention
         return options
 
     @contextlib.contextmanager
@@ -183,15 +196,67 @@ class ComfyDenoiser:
         finally:
             handle.remove()
 
-    def _attention_replacement(self, layer: int, place: str):
+    def _attention_replacement(self, layer: int, place: str, previous):
+        """DragKit's hook for one self-attention; where the hook declines, whatever was there
+        before (another node's patch, or ComfyUI's attention) runs."""
+        attention = comfy_attention.attention_pytorch if self.for_gradients else comfy_attention.optimized_attention
+
         def replacement(q, k, v, extra_options):
             heads = extra_options["n_heads"]
             out = self._hook(q, k, v, AttentionCall(layer=layer, place=place, heads=heads, t=self._timestep))
-            if out is None:
-                out = comfy_attention.optimized_attention(q, k, v, heads, attn_precision=extra_options.get("attn_precision"))
-            return out
+            if out is not None:
+                return out
+            if previous is not None:
+                return previous(q, k, v, extra_options)
+            return attention(q, k, v, heads, attn_precision=extra_options.get("attn_precision"))
 
         return replacement
+
+
+def _differentiable_attention(_default, *args, **kwargs):
+    """ComfyUI's attention override while gradients are taken: PyTorch's SDPA, which has a
+    backward pass (the fastest attention ComfyUI picks, e.g. sage or flash kernels, may not)."""
+    return comfy_attention.attention_pytorch(*args, **kwargs)
+
+
+def _static_clone(model):
+    """A clone whose weights are ordinary parameters: ComfyUI's non-dynamic delegate of a Dynamic
+    VRAM model (ComfyUI ≥ 0.2x), a plain clone otherwise (0.3.x, CPU)."""
+    if getattr(model, "is_dynamic", lambda: False)():
+        delegate = getattr(model, "get_non_dynamic_delegate", None)
+        return delegate() if delegate is not None else model.clone(disable_dynamic=True)
+    return model.clone()
+
+
+def _patch_names(model_options: dict) -> str:
+    """The keys of a model's non-weight patches, as a stable string."""
+    options = model_options.get("transformer_options", {})
+    names = {kind: sorted(map(str, entries)) for kind, entries in options.get("patches_replace", {}).items()}
+    names.update({kind: len(entries) for kind, entries in options.get("patches", {}).items()})
+    names["wrappers"] = sorted(k for k in model_options if "wrapper" in k or "cfg" in k)
+    return repr(sorted(names.items()))
+
+
+SUPPORTED_FAMILIES = "SD 1.x and SD 2.x (ε- or v-prediction)"
+
+
+def check_supported(model) -> None:
+    """Refuse, before any work, a MODEL that is not an SD 1.x / 2.x UNet without extra inputs."""
+    import comfy.supported_models as families
+
+    config = getattr(getattr(model, "model", None), "model_config", None)
+    name = type(config).__name__ if config is not None else type(getattr(model, "model", model)).__name__
+    plain_sd = isinstance(config, (families.SD15, families.SD20)) and not getattr(model.model, "adm_channels", 0)
+    if not plain_sd:
+        raise ValueError(
+            f"model: DragKit supports {SUPPORTED_FAMILIES} checkpoints; this model is {name}. "
+            "Load an SD 1.5 (or SD 2.x) checkpoint for the DragKit nodes"
+        )
+
+
+def same_model(a, b) -> bool:
+    """Whether two MODELs compute the same (the same weights and weight patches)."""
+    return a is b or a.clone_has_same_weights(b)
 
 
 def _output_tap(taps: dict[int, int], features: dict):
@@ -230,9 +295,17 @@ def _self_attention_sites(unet) -> list[tuple[tuple[str, int, int], str]]:
 
 @contextlib.contextmanager
 def gradients() -> Iterator[None]:
-    """Autograd inside a node: ComfyUI runs every node under inference mode."""
-    with torch.inference_mode(False), torch.enable_grad():
-        yield
+    """Autograd inside a node: ComfyUI runs every node under inference mode. Current ComfyUI also
+    has a training flag that keeps its ops off kernels without a backward pass."""
+    training = getattr(model_management, "in_training", None)
+    if training is not None:
+        model_management.in_training = True
+    try:
+        with torch.inference_mode(False), torch.enable_grad():
+            yield
+    finally:
+        if training is not None:
+            model_management.in_training = training
 
 
 def check_interrupted() -> None:
@@ -251,11 +324,15 @@ class Progress:
         self._bar.update_absolute(done, total, None if preview is None else ("JPEG", preview, 512))
 
 
-def text_context(conditioning: list) -> torch.Tensor:
-    """The text embedding of a CONDITIONING (its first entry's cross-attention context)."""
+def text_context(conditioning: list, what: str = "conditioning") -> torch.Tensor:
+    """The text embedding of a CONDITIONING: its first entry's cross-attention context (area,
+    mask, ControlNet and further entries are not used inside DragKit's own UNet calls)."""
     if not conditioning:
-        raise ValueError("conditioning is empty; connect a CLIPTextEncode output")
-    return conditioning[0][0].clone()
+        raise ValueError(f"{what}: the conditioning is empty; connect a CLIPTextEncode output")
+    context = conditioning[0][0]
+    if not torch.isfinite(context).all():
+        raise ValueError(f"{what}: the text embedding has non-finite values; check the CLIP model and prompt")
+    return context.clone()
 
 
 def encode_image(vae, image: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,7 @@ from ..core.denoiser import GuidedDenoiser
 from ..core.inversion import Inversion, invert
 from ..core.schedule import ddim_schedule
 from . import host
+from .checks import CheckedNode, InputError, checked, single_item
 from .previews import image_tensor
 from .types import InversionType
 
@@ -25,9 +26,10 @@ class DragKitInversion:
     inversion: Inversion  # inverted latent, trajectory, timesteps, schedule, source (DDPM-scaled)
     conditioning: list  # the CONDITIONING used (ComfyUI's format)
     guidance: float
+    model: object  # the MODEL it was made with: drags and samplers must use the same one
 
 
-class DragKitDDIMInvert(io.ComfyNode):
+class DragKitDDIMInvert(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -56,17 +58,22 @@ class DragKitDDIMInvert(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, steps: int, preset: str, strength: float) -> bool | str:
-        if steps < 1:
-            return f"steps must be at least 1, got {steps}"
-        strength = STRENGTH_PRESETS.get(preset, strength)
-        if not 0 < strength <= 1:
-            return f"strength must be in (0, 1] (the fraction of the {steps}-step schedule to invert), got {strength}"
-        if round(strength * steps) < 1:
-            return f"strength {strength} of {steps} steps inverts no step; raise strength or steps"
-        return True
+    def validate_inputs(cls, steps, preset, strength, guidance) -> bool | str:
+        return cls.refusal(steps=steps, preset=preset, strength=strength, guidance=guidance)
 
     @classmethod
+    def check_values(cls, values: dict) -> None:
+        steps, preset, strength = values.get("steps"), values.get("preset"), values.get("strength")
+        strength = STRENGTH_PRESETS.get(preset, strength)
+        if steps is None or strength is None:
+            return  # linked: checked when the node runs
+        if not 0 < strength <= 1:
+            raise InputError(f"strength: must be in (0, 1] (the fraction of the {steps}-step schedule to invert), got {strength}")
+        if round(strength * steps) < 1:
+            raise InputError(f"strength: {strength} of {steps} steps inverts no step; raise strength or steps")
+
+    @classmethod
+    @checked
     def execute(cls, model, latent, conditioning, steps, preset, strength, guidance, negative=None) -> io.NodeOutput:
         strength = STRENGTH_PRESETS.get(preset, strength)
         denoiser = host.ComfyDenoiser(model)
@@ -74,11 +81,12 @@ class DragKitDDIMInvert(io.ComfyNode):
         cond = host.text_context(conditioning).to(denoiser.device)
         guided = GuidedDenoiser(denoiser, _uncond(negative, guidance, denoiser.device), guidance)
         schedule = ddim_schedule(denoiser.alphas_cumprod, steps)
-        source = denoiser.to_model_latent(latent["samples"][:1])
+        source = denoiser.to_model_latent(single_item(latent["samples"], "latent"))
         progress = host.Progress(round(strength * steps))
         inversion = invert(guided, source, cond, schedule, strength, on_step=progress.update)
         preview = image_tensor(denoiser.preview(inversion.latent))
-        return io.NodeOutput(DragKitInversion(inversion, conditioning, guidance), ui=ui.PreviewImage(preview, cls=cls))
+        value = DragKitInversion(inversion, conditioning, guidance, model)
+        return io.NodeOutput(value, ui=ui.PreviewImage(preview, cls=cls))
 
 
 def _uncond(negative, guidance: float, device) -> torch.Tensor | None:
@@ -86,4 +94,4 @@ def _uncond(negative, guidance: float, device) -> torch.Tensor | None:
         return None
     if negative is None:
         raise ValueError(f"negative: guidance {guidance} needs a negative (unconditional) conditioning; connect one or set guidance to 1.0")
-    return host.text_context(negative).to(device)
+    return host.text_context(negative, "negative").to(device)

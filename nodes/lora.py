@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 
 import torch
 from comfy_api.v0_0_2 import io, ui
-from safetensors import safe_open
-from safetensors.torch import save_file
 
 from ..core.lora import LORA_STEPS, LoraResult, LoraSettings, train_lora
-from . import host
+from . import host, lora_cache
+from .checks import CheckedNode, checked, single_item
 from .previews import loss_curve
 
 PRESETS = [*LORA_STEPS, "custom"]
@@ -20,7 +17,7 @@ PREVIEW_EVERY = 5  # steps between loss-curve previews
 LORA_PREFIX = "diffusion_model."  # ComfyUI's generic LoRA key layout: diffusion_model.<module>.lora_up.weight
 
 
-class DragKitLoRAFinetune(io.ComfyNode):
+class DragKitLoRAFinetune(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -56,20 +53,27 @@ class DragKitLoRAFinetune(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, preset, learning_rate) -> bool | str:
+        return cls.refusal(preset=preset, learning_rate=learning_rate)
+
+    @classmethod
+    @checked
     def execute(cls, model, conditioning, preset, steps, rank, learning_rate, batch_size, seed, disk_cache,
                 latent=None, image=None, vae=None) -> io.NodeOutput:
         samples = _source_latent(latent, image, vae)
         settings = LoraSettings(rank=rank, steps=LORA_STEPS.get(preset, steps), learning_rate=learning_rate,
                                 batch_size=batch_size, seed=seed)
         with host.gradients():
-            denoiser = host.ComfyDenoiser(model)
+            denoiser = host.ComfyDenoiser(model, for_gradients=True)
             denoiser.load_for_gradients()
-            x0 = denoiser.to_model_latent(samples[:1])
+            x0 = denoiser.to_model_latent(samples)
             cond = host.text_context(conditioning).to(denoiser.device)
-            cache = _cache_path(denoiser, x0, cond, settings) if disk_cache else None
-            result = _load(cache) if cache is not None and cache.exists() else _train(denoiser, x0, cond, settings)
+            cache = None
+            if disk_cache:
+                cache = lora_cache.entry_path(host.cache_directory("lora_cache"), denoiser.fingerprint(), x0, cond, settings)
+            result = (lora_cache.load(cache) if cache is not None else None) or _train(denoiser, x0, cond, settings)
         if cache is not None and not cache.exists():
-            _save(cache, result)
+            lora_cache.save(cache, result)
         lora = {LORA_PREFIX + k: v for k, v in result.weights.items()}
         summary = f"LoRA: {settings.steps} steps, loss {result.losses[0]:.4f} → {result.losses[-1]:.4f}"
         return io.NodeOutput(host.with_lora(model, lora), lora, ui=ui.PreviewText(summary))
@@ -77,9 +81,9 @@ class DragKitLoRAFinetune(io.ComfyNode):
 
 def _source_latent(latent, image, vae) -> torch.Tensor:
     if latent is not None:
-        return latent["samples"]
+        return single_item(latent["samples"], "latent")
     if image is not None and vae is not None:
-        return host.encode_image(vae, image)
+        return host.encode_image(vae, single_item(image, "image"))
     raise ValueError("latent: connect the image's LATENT (VAEEncode), or both image and vae, so there is something to train on")
 
 
@@ -95,24 +99,3 @@ def _train(denoiser, x0, cond, settings: LoraSettings) -> LoraResult:
     result = train_lora(denoiser.unet, denoiser, x0, cond, settings, on_step)
     logging.info("DragKit LoRA: %d steps, loss %.4f → %.4f", settings.steps, result.losses[0], result.losses[-1])
     return result
-
-
-def _cache_path(denoiser, x0: torch.Tensor, cond: torch.Tensor, settings: LoraSettings):
-    digest = hashlib.sha256()
-    for tensor in (x0, cond):
-        digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-    digest.update(json.dumps(settings.__dict__, sort_keys=True).encode())
-    digest.update(denoiser.fingerprint().encode())
-    return host.cache_directory("lora_cache") / f"{digest.hexdigest()[:32]}.safetensors"
-
-
-def _save(path, result: LoraResult) -> None:
-    save_file(result.weights, str(path), metadata={"losses": json.dumps(result.losses)})
-
-
-def _load(path) -> LoraResult:
-    with safe_open(str(path), framework="pt") as f:
-        weights = {key: f.get_tensor(key) for key in f.keys()}
-        losses = tuple(json.loads(f.metadata()["losses"]))
-    logging.info("DragKit LoRA: reused %s", path)
-    return LoraResult(weights=weights, losses=losses)

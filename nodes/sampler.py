@@ -7,10 +7,12 @@ from comfy_api.v0_0_2 import io
 from ..core.attention import MutualSelfAttention
 from ..core.sampling import mutual_attention_sample
 from . import host
+from .checks import CheckedNode, InputError, checked
+from .drag import check_edit_inputs
 from .types import EditType
 
 
-class DragKitMutualAttentionSampler(io.ComfyNode):
+class DragKitMutualAttentionSampler(CheckedNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -25,24 +27,33 @@ class DragKitMutualAttentionSampler(io.ComfyNode):
             ),
             inputs=[
                 io.Model.Input("model", tooltip="The LoRA-finetuned model (the same as the drag's)."),
-                io.Conditioning.Input("conditioning", tooltip="The prompt (the methods default to an empty prompt)."),
                 EditType.Input("edit"),
                 io.Int.Input("start_layer", default=10, min=0, max=200, tooltip="First self-attention layer that shares."),
                 io.Int.Input("end_layer", default=15, min=0, max=200, tooltip="Last self-attention layer that shares."),
                 io.Int.Input("start_step", default=0, min=0, max=1000,
                              tooltip="Denoising step (0 = the first this sampler runs) from which the layers share."),
+                io.Conditioning.Input("conditioning", optional=True,
+                                      tooltip="The prompt; when not connected, the inversion's conditioning is used."),
             ],
             outputs=[io.Latent.Output(display_name="latent", tooltip="The edited latent, for VAEDecode.")],
         )
 
     @classmethod
-    def validate_inputs(cls, start_layer: int, end_layer: int) -> bool | str:
-        if end_layer < start_layer:
-            return f"end_layer ({end_layer}) is before start_layer ({start_layer})"
-        return True
+    def validate_inputs(cls, start_layer, end_layer) -> bool | str:
+        return cls.refusal(start_layer=start_layer, end_layer=end_layer)
 
     @classmethod
-    def execute(cls, model, conditioning, edit, start_layer, end_layer, start_step) -> io.NodeOutput:
+    def check_values(cls, values: dict) -> None:
+        start, end = values.get("start_layer"), values.get("end_layer")
+        if start is not None and end is not None and end < start:
+            raise InputError(f"end_layer: {end} is before start_layer ({start})")
+
+    @classmethod
+    @checked
+    def execute(cls, model, edit, start_layer, end_layer, start_step, conditioning=None) -> io.NodeOutput:
+        check_edit_inputs(model, edit.inversion)
+        if conditioning is None:
+            conditioning = edit.inversion.conditioning
         denoiser = host.ComfyDenoiser(model)
         denoiser.load()
         layers = range(start_layer, end_layer + 1)

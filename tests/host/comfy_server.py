@@ -127,7 +127,9 @@ class ComfyClient:
         return requests.get(f"{self.url}/object_info", timeout=30).json()
 
     def post_prompt(self, prompt: dict) -> requests.Response:
-        return requests.post(f"{self.url}/prompt", json={"prompt": prompt, "client_id": self.client_id}, timeout=60)
+        # json.dumps writes NaN as the JS token, as a browser's JSON would not; tests send it on purpose.
+        body = json.dumps({"prompt": prompt, "client_id": self.client_id})
+        return requests.post(f"{self.url}/prompt", data=body, headers={"Content-Type": "application/json"}, timeout=60)
 
     def interrupt(self) -> None:
         requests.post(f"{self.url}/interrupt", timeout=10)

@@ -85,8 +85,9 @@ def write_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def narrow_sd15_patcher(seed: int = 0):
-    """A ComfyUI MODEL (ModelPatcher) with SD 1.5's block structure and narrow random weights.
+def narrow_sd15_patcher(seed: int = 0, dtype: torch.dtype = torch.float32):
+    """A ComfyUI MODEL (ModelPatcher) with SD 1.5's block structure and narrow random weights,
+    stored and computed in `dtype` (as ComfyUI runs SD 1.5 in fp16 on GPUs).
 
     Returns the patcher and the LDM-keyed UNet state dict it was loaded from."""
     import_comfy()
@@ -95,9 +96,9 @@ def narrow_sd15_patcher(seed: int = 0):
 
     unet_sd = unet_state_dict(NARROW_SD15_UNET, seed)
     config = comfy.supported_models.SD15({k: v for k, v in NARROW_SD15_UNET.items()})
-    config.set_inference_dtype(torch.float32, None)
+    config.set_inference_dtype(dtype, None)
     model = config.get_model({})
-    model.diffusion_model.load_state_dict(unet_sd)
+    model.diffusion_model.load_state_dict({k: v.to(dtype) for k, v in unet_sd.items()})
     model.eval()
     cpu = torch.device("cpu")
     return comfy.model_patcher.ModelPatcher(model, load_device=cpu, offload_device=cpu), unet_sd

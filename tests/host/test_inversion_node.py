@@ -69,9 +69,9 @@ def test_invert_node_outputs_trajectory_with_progress_and_preview(client):
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"strength": 0.0}, "strength must be in (0, 1]"),
-    ({"strength": 1.5}, "strength must be in (0, 1]"),
-    ({"steps": 0}, "steps must be at least 1"),
+    ({"strength": 0.0}, "strength: must be in (0, 1]"),
+    ({"strength": 1.5}, "strength: 1.5 is above the maximum 1.0"),
+    ({"steps": 0}, "steps: 0 is below the minimum 1"),
     ({"strength": 0.04}, "inverts no step"),
 ])
 def test_bad_strength_or_steps_fail_validation(client, settings, message):

@@ -38,7 +38,7 @@ def train(model, steps, on_step=None, seed=0):
 
     settings = LoraSettings(steps=steps, batch_size=4, seed=seed)
     with host.gradients():
-        denoiser = host.ComfyDenoiser(model)
+        denoiser = host.ComfyDenoiser(model, for_gradients=True)
         denoiser.load_for_gradients()
         x0 = smooth_latent()
         cond = torch.zeros(1, 77, 768)

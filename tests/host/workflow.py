@@ -40,6 +40,7 @@ def fit_to_tiny_checkpoint(prompt: dict, checkpoint: str) -> None:
     (up_blocks[0]) and self-attention layers 0–3, and its pictures are noise anyway."""
     for inputs in nodes_of_type(prompt, "CheckpointLoaderSimple"):
         inputs["ckpt_name"] = checkpoint
+    zero_out_text_encodings(prompt)
     for inputs in nodes_of_type(prompt, "DragKitLoRAFinetune"):
         inputs.update(preset="custom", steps=2, batch_size=1)
     for inputs in nodes_of_type(prompt, "DragKitDDIMInvert"):
@@ -48,3 +49,16 @@ def fit_to_tiny_checkpoint(prompt: dict, checkpoint: str) -> None:
         inputs.update(feature_block=0, drag_timesteps=1, tracks_per_timestep=2, steps_per_track=1)
     for inputs in nodes_of_type(prompt, "DragKitMutualAttentionSampler"):
         inputs.update(start_layer=2, end_layer=3)
+
+
+def zero_out_text_encodings(prompt: dict) -> None:
+    """Route every CLIPTextEncode through ConditioningZeroOut: the tiny checkpoint's CLIP is not
+    initialised (one key), so its text embeddings are not finite and DragKit refuses them."""
+    encoders = [node_id for node_id, node in prompt.items() if node["class_type"] == "CLIPTextEncode"]
+    for node_id in encoders:
+        zeroed = f"{node_id}_zero"
+        for node in prompt.values():
+            for name, value in node["inputs"].items():
+                if value == [node_id, 0]:
+                    node["inputs"][name] = [zeroed, 0]
+        prompt[zeroed] = {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": [node_id, 0]}}

@@ -58,7 +58,12 @@ BAD = {
     "empty mask": (spec_json(mask={"rle": [48]}), "the mask is empty"),
     "version": (spec_json(version=3), "unknown schema version 3"),
     "no version": (json.dumps({"width": 8, "height": 6, "pairs": []}), "unknown schema version None"),
-    "size": (spec_json(width=0), "width must be a positive integer"),
+    "size": (spec_json(width=0), "width must be a whole number of image pixels from 1 to 8192"),
+    "huge side": (spec_json(width=40000, height=40000, mask={"rle": [0, 1600000000]}), "width must be a whole number"),
+    "huge area": (spec_json(width=8192, height=8192, mask={"rle": [0, 8192 * 8192]}), "at most 33,554,432 are supported"),
+    "too many pairs": (spec_json(pairs=[{"handle": [1, 2], "target": [5, 2]}] * 101), "there are 101 pairs; at most 100"),
+    "too many runs": (spec_json(mask={"rle": [1] * 50}), "has 50 runs, more than its 48 pixels allow"),
+    "nested": ("[" * 100000 + "]" * 100000, "nested too deeply"),
     "region type": (spec_json(regions=[{"pair": 0, "type": "shear", "mask": {"rle": [0, 48]}}]), "unknown type 'shear'"),
     "region pair": (spec_json(regions=[{"pair": 3, "type": "deform", "mask": {"rle": [0, 48]}}]), "refers to pair 4, but there are 1 pairs"),
     "region mask size": (spec_json(regions=[{"pair": 0, "type": "deform", "mask": {"rle": [0, 47]}}]), "region for pair 1 mask covers 47 pixels"),
@@ -80,3 +85,26 @@ def test_invalid_spec_message_names_the_problem(case):
 def test_unequal_pair_counts_rejected_by_constructor():
     with pytest.raises(DragSpecError, match="2 handle points but 1 targets"):
         DragSpec(8, 6, ((1.0, 1.0), (2.0, 2.0)), ((3.0, 3.0),))
+
+
+def test_oversized_regions_are_refused_before_any_mask_is_decoded(monkeypatch):
+    """8 regions of 20000² used to decode 3.6 GB before the duplicate check: now nothing is decoded."""
+    import dragkit.core.drag as drag
+
+    decoded = []
+    monkeypatch.setattr(drag, "decode_rle", lambda *args: decoded.append(args))
+    region = {"pair": 0, "type": "deform", "mask": {"rle": [0, 48]}}
+    with pytest.raises(DragSpecError, match="given twice"):
+        DragSpec.from_json(spec_json(regions=[region] * 8))
+    assert decoded == []
+
+
+def test_too_long_text_is_refused_without_parsing():
+    with pytest.raises(DragSpecError, match="characters long"):
+        DragSpec.from_json(" " * (drag_module().MAX_JSON_CHARS + 1))
+
+
+def drag_module():
+    import dragkit.core.drag as drag
+
+    return drag

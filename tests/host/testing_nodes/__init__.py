@@ -31,7 +31,7 @@ class DragKitTestGradient:
     def run(self, model, latent, conditioning):
         host = _host()
         with host.gradients():
-            denoiser = host.ComfyDenoiser(model)
+            denoiser = host.ComfyDenoiser(model, for_gradients=True)
             denoiser.load_for_gradients()
             x = denoiser.to_model_latent(latent["samples"]).requires_grad_(True)
             prediction = denoiser.predict(x, 500, conditioning[0][0].clone(), up_features=(0,))
@@ -57,7 +57,7 @@ class DragKitTestPatchedLoop:
         host = _host()
         progress = host.Progress(steps)
         with host.gradients():
-            denoiser = host.ComfyDenoiser(model)
+            denoiser = host.ComfyDenoiser(model, for_gradients=True)
             denoiser.load_for_gradients()
             x = denoiser.to_model_latent(latent["samples"]).requires_grad_(True)
             cond = conditioning[0][0].clone()

@@ -1,0 +1,129 @@
+"""Every node refuses bad input itself, names it, and refuses mismatched graphs with both sides named.
+
+ComfyUI skips its own checks for the inputs a node's validate_inputs reads, 0.3.75 never checks V3
+choices, and linked inputs reach validate_inputs as None: each of these let a bad value run
+(silently, to a KeyError, or to a black picture) before the nodes checked themselves.
+"""
+
+import json
+
+import pytest
+
+from graphs import base_graph, editor_graph, editor_spec, noisy_latent
+
+NAN = float("nan")
+
+
+def invert_graph(**invert_inputs) -> dict:
+    graph = base_graph()
+    noisy_latent(graph)
+    graph["invert"] = {"class_type": "DragKitDDIMInvert", "inputs": {
+        "model": ["ckpt", 0], "latent": ["noisy", 0], "conditioning": ["cond", 0], "steps": 10,
+        "preset": "custom", "strength": 0.7, "guidance": 1.0, **invert_inputs}}
+    graph["report"] = {"class_type": "DragKitTestInversionReport", "inputs": {"inversion": ["invert", 0]}}
+    return graph
+
+
+def drag_graph(method="DragKitDragDiffusion", spec=None, image_size=(64, 64), drag_model=("ckpt", 0), **drag_inputs) -> dict:
+    graph = invert_graph()
+    graph.update(editor_graph(spec or editor_spec(), size=64))
+    graph["image"]["inputs"].update(width=image_size[0], height=image_size[1])
+    defaults = ({"mode": "code (UI)", "drag_timesteps": 1, "tracks_per_timestep": 1, "steps_per_track": 1}
+                if method == "DragKitGoodDrag" else
+                {"loss_scale": "code", "max_iterations": 2, "patch_radius": 1, "track_radius": 3})
+    graph["drag"] = {"class_type": method, "inputs": {
+        "model": list(drag_model), "inversion": ["invert", 0], "drag": ["editor", 0], "learning_rate": 0.01,
+        "mask_weight": 0.1, "feature_block": 0, **defaults, **drag_inputs}}
+    graph["sampler"] = {"class_type": "DragKitMutualAttentionSampler", "inputs": {
+        "model": list(drag_model), "edit": ["drag", 0], "start_layer": 2, "end_layer": 3, "start_step": 0}}
+    graph["digest"] = {"class_type": "DragKitTestDigest", "inputs": {"latent": ["sampler", 0]}}
+    del graph["preview"], graph["maskimg"], graph["report"]  # the digest is the only output
+    return graph
+
+
+def lora_graph(**lora_inputs) -> dict:
+    graph = base_graph()
+    noisy_latent(graph)
+    graph["lora"] = {"class_type": "DragKitLoRAFinetune", "inputs": {
+        "model": ["ckpt", 0], "conditioning": ["cond", 0], "preset": "custom", "steps": 1, "rank": 2,
+        "learning_rate": 5e-4, "batch_size": 1, "seed": 0, "disk_cache": False, "latent": ["noisy", 0], **lora_inputs}}
+    graph["use"] = {"class_type": "DragKitTestGradient", "inputs": {
+        "model": ["lora", 0], "latent": ["noisy", 0], "conditioning": ["cond", 0]}}
+    return graph
+
+
+def refused(client, graph, node: str, input_name: str) -> str:
+    """The /prompt 400's message for `node`: it starts with `input_name`, which is marked.
+
+    (ComfyUI attaches a validate_inputs refusal to each input the function reads.)"""
+    response = client.post_prompt(json.loads(json.dumps(graph)))
+    assert response.status_code == 400, response.text
+    errors = response.json()["node_errors"][node]["errors"]
+    messages = [e["details"] for e in errors if e["extra_info"]["input_name"] == input_name]
+    assert messages and all(m.startswith(input_name) for m in messages), errors
+    return " | ".join(messages)
+
+
+BAD_WIDGETS = {
+    "invert preset": (invert_graph(preset="GoodDrag2"), "invert", "preset", "'GoodDrag2' is not one of"),
+    "lora preset": (lora_graph(preset="nonsense"), "lora", "preset", "'nonsense' is not one of"),
+    "loss_scale": (drag_graph(loss_scale="nonsense"), "drag", "loss_scale", "'nonsense' is not one of"),
+    "gooddrag mode": (drag_graph("DragKitGoodDrag", mode="fast"), "drag", "mode", "'fast' is not one of"),
+    "strength text": (invert_graph(strength="abc"), "invert", "strength", "abc"),
+    "start_layer": (drag_graph(), "sampler", "start_layer", "below the minimum 0"),
+    "mask_weight nan": (drag_graph(mask_weight=NAN), "drag", "mask_weight", "finite"),
+    "learning_rate nan": (lora_graph(learning_rate=NAN), "lora", "learning_rate", "finite"),
+    "guidance nan": (invert_graph(guidance=NAN), "invert", "guidance", "finite"),
+}
+BAD_WIDGETS["start_layer"][0]["sampler"]["inputs"]["start_layer"] = -5
+
+
+@pytest.mark.parametrize("case", sorted(BAD_WIDGETS))
+def test_bad_widget_value_is_refused_naming_the_input(client, case):
+    graph, node, name, expected = BAD_WIDGETS[case]
+    assert expected in refused(client, graph, node, name)
+
+
+def test_drag_data_from_a_string_node_is_queued_and_checked_when_it_runs(client):
+    graph = editor_graph("")
+    graph["text"] = {"class_type": "PrimitiveStringMultiline", "inputs": {"value": editor_spec()}}
+    graph["editor"]["inputs"]["drag_data"] = ["text", 0]
+    run = client.run(graph)
+    assert run.status == "success", run.describe()
+
+    graph["text"]["inputs"]["value"] = editor_spec(pairs=(((10, 12), (99, 12)),))
+    run = client.run(graph)
+    assert run.status == "error"
+    assert run.error["exception_message"].startswith("drag_data: pair 1 target (99, 12) lies outside")
+
+
+def test_batch_of_images_is_refused_not_silently_cut(client):
+    graph = editor_graph(editor_spec())
+    graph["image"]["inputs"]["batch_size"] = 2
+    run = client.run(graph)
+    assert run.status == "error"
+    assert run.error["exception_message"].startswith("image: got a batch of 2; DragKit edits one image at a time")
+
+
+def test_points_placed_on_another_size_than_the_inversion_are_refused(client):
+    spec = editor_spec(width=96, height=64)
+    run = client.run(drag_graph(spec=spec, image_size=(96, 64)))
+    assert run.status == "error"
+    message = run.error["exception_message"]
+    assert message.startswith("drag:") and "96×64 image" in message and "inversion is of a 64×64 image" in message
+
+
+def test_an_inversion_from_another_model_is_refused(client):
+    """Inverted with the checkpoint, dragged with its LoRA-finetuned clone."""
+    graph = drag_graph(drag_model=("lora", 0))
+    graph["lora"] = lora_graph()["lora"]
+    run = client.run(graph)
+    assert run.status == "error"
+    assert run.error["exception_message"].startswith("model: this is not the model the inversion was made with")
+    assert run.error["node_id"] == "drag"
+
+
+def test_drag_and_sampler_use_the_inversions_conditioning_by_default(client):
+    run = client.run(drag_graph())
+    assert run.status == "success", run.describe()
+    assert run.outputs["digest"]["finite"] == [True]
