@@ -177,7 +177,9 @@ class ComfyDenoiser:
         if self._hook is not None:
             attn1 = replace.setdefault("attn1", {})
             for layer, (block, place) in enumerate(self._self_attention):
-                attn1[block] = self._attention_replacement(layer, place, attn1.get(block))
+                # another node's patch may be keyed (block, id, index) or, for every index, (block, id)
+                previous = attn1.get(block) or attn1.get(block[:2])
+                attn1[block] = self._attention_replacement(layer, place, previous)
         options.update(patches=patches, patches_replace=replace, cond_or_uncond=[0], sigmas=sigma)
         if self.for_gradients:
             options["optimized_attention_override"] = _differentiable_attention

@@ -63,14 +63,23 @@ def unet_state_dict(config: dict, seed: int) -> dict[str, torch.Tensor]:
     return randomise(shapes, torch.Generator().manual_seed(seed))
 
 
-def write_tiny_checkpoint(path: Path, seed: int = 0) -> Path:
-    """An SD 1.5-detectable checkpoint: tiny UNet, TAESD-shaped VAE, one CLIP key (recipe: reference/comfyui.md App. A)."""
+# SD 1.5's whole block layout (4 levels, 2 res blocks each, attention on levels 0–2: 16
+# self-attentions, 4 decoder stages) at 320 channels on every level: ComfyUI detects it as SD 1.5,
+# the methods' default layer indices exist in it, and a CPU runs it (about 100 M parameters).
+STRUCTURE_UNET = dict(
+    NARROW_SD15_UNET, model_channels=320, channel_mult=[1, 1, 1, 1], context_dim=768, num_heads=8, num_head_channels=-1,
+)
+
+
+def write_tiny_checkpoint(path: Path, seed: int = 0, unet: dict = TINY_UNET, dtype: torch.dtype = torch.float32) -> Path:
+    """An SD 1.5-detectable checkpoint: a UNet (tiny by default), TAESD-shaped VAE, one CLIP key
+    (recipe: reference/comfyui.md App. A)."""
     import_comfy()
     from comfy.taesd.taesd import TAESD
     from safetensors.torch import save_file
 
     generator = torch.Generator().manual_seed(seed + 1)
-    sd = {f"model.diffusion_model.{k}": v for k, v in unet_state_dict(TINY_UNET, seed).items()}
+    sd = {f"model.diffusion_model.{k}": v.to(dtype) for k, v in unet_state_dict(unet, seed).items()}
     for key, value in TAESD(latent_channels=4).state_dict().items():
         if key == "vae_scale":
             value = torch.ones_like(value)

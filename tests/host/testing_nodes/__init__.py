@@ -107,7 +107,26 @@ class DragKitTestInversionReport:
         return {"ui": {"inversion": [report]}}
 
 
+class DragKitTestEditReport:
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"edit": ("DRAGKIT_EDIT",)}}
+
+    RETURN_TYPES = ()
+    FUNCTION = "run"
+    OUTPUT_NODE = True
+    CATEGORY = "DragKit/testing"
+
+    def run(self, edit):
+        result = edit.result
+        report = {"handles": [list(h) for h in result.handles], "start": [list(h) for h in edit.spec.handles],
+                  "targets": [list(t) for t in edit.spec.targets], "steps": len(result.losses),
+                  "stop": result.stop_reason, "finite": bool(torch.isfinite(result.latent).all())}
+        return {"ui": {"edit": [report]}}
+
+
 NODE_CLASS_MAPPINGS = {
+    "DragKitTestEditReport": DragKitTestEditReport,
     "DragKitTestInversionReport": DragKitTestInversionReport,
     "DragKitTestGradient": DragKitTestGradient,
     "DragKitTestPatchedLoop": DragKitTestPatchedLoop,

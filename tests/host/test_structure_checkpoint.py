@@ -1,0 +1,97 @@
+"""Every method at its default settings, end to end through a real server, on a checkpoint with SD
+1.5's whole block layout: the methods' default feature block (up_blocks[2]) and mutual-attention
+layers (10–15) only exist in that layout, so the one-level tiny checkpoint could never run them.
+
+Non-square picture, painted mask; the handles must end nearer their targets than they started.
+"""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from graphs import base_graph
+from models import STRUCTURE_UNET, write_tiny_checkpoint
+
+CHECKPOINT = "structure_sd15.safetensors"
+WIDTH, HEIGHT = 128, 64
+PAIRS = (((40, 30), (60, 34)),)
+
+
+@pytest.fixture(scope="module")
+def structure_inputs(comfy_base):
+    import torch
+
+    path = comfy_base / "models" / "checkpoints" / CHECKPOINT
+    if not path.exists():
+        write_tiny_checkpoint(path, seed=11, unet=STRUCTURE_UNET, dtype=torch.float16)
+    y, x = np.mgrid[0:HEIGHT, 0:WIDTH]
+    blob = np.exp(-((x - 40) ** 2 + (y - 30) ** 2) / 120.0)
+    picture = np.stack([0.3 + 0.6 * blob, 0.2 + 0.3 * x / WIDTH, 0.5 - 0.4 * blob], axis=-1)
+    Image.fromarray((picture * 255).astype(np.uint8)).save(comfy_base / "input" / "structure.png")
+    return comfy_base
+
+
+def painted_mask() -> dict:
+    """Editable: the left 96 columns (rows are runs of 96 ones then 32 zeros)."""
+    runs = [0]
+    for _ in range(HEIGHT):
+        runs += [96, 32]
+    return {"rle": runs[:-1] + [runs[-1]]}
+
+
+def default_pipeline(method: str, lora_preset: str, invert_preset: str) -> dict:
+    spec = {"version": 1, "width": WIDTH, "height": HEIGHT, "mask": painted_mask(), "regions": [],
+            "pairs": [{"handle": list(h), "target": list(t)} for h, t in PAIRS]}
+    graph = base_graph()
+    del graph["latent"]
+    graph["ckpt"]["inputs"]["ckpt_name"] = CHECKPOINT
+    graph.update({
+        "load": {"class_type": "LoadImage", "inputs": {"image": "structure.png"}},
+        "editor": {"class_type": "DragKitEditor", "inputs": {"image": ["load", 0], "drag_data": json.dumps(spec)}},
+        "encode": {"class_type": "VAEEncode", "inputs": {"pixels": ["load", 0], "vae": ["ckpt", 2]}},
+        "lora": {"class_type": "DragKitLoRAFinetune", "inputs": {
+            "model": ["ckpt", 0], "conditioning": ["cond", 0], "preset": lora_preset, "steps": 70, "rank": 16,
+            "learning_rate": 5e-4, "batch_size": 4, "seed": 0, "disk_cache": False, "latent": ["encode", 0]}},
+        "invert": {"class_type": "DragKitDDIMInvert", "inputs": {
+            "model": ["lora", 0], "latent": ["encode", 0], "conditioning": ["cond", 0], "steps": 50,
+            "preset": invert_preset, "strength": 0.75, "guidance": 1.0}},
+        "drag": {"class_type": method, "inputs": {"model": ["lora", 0], "inversion": ["invert", 0], "drag": ["editor", 0]}},
+        "report": {"class_type": "DragKitTestEditReport", "inputs": {"edit": ["drag", 0]}},
+        "sampler": {"class_type": "DragKitMutualAttentionSampler", "inputs": {
+            "model": ["lora", 0], "edit": ["drag", 0], "start_layer": 10, "end_layer": 15, "start_step": 0}},
+        "digest": {"class_type": "DragKitTestDigest", "inputs": {"latent": ["sampler", 0]}},
+        "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["sampler", 0], "vae": ["ckpt", 2]}},
+        "save": {"class_type": "SaveImage", "inputs": {"images": ["decode", 0], "filename_prefix": "dragkit_structure"}},
+    })
+    return graph
+
+
+def with_defaults(graph: dict, node: str, object_info: dict) -> None:
+    """Fill every widget of `node` that the graph leaves unset with its declared default."""
+    info = object_info[graph[node]["class_type"]]["input"]
+    for name, (kind, *rest) in {**info.get("required", {}), **info.get("optional", {})}.items():
+        options = rest[0] if rest else {}
+        if name not in graph[node]["inputs"] and "default" in options:
+            graph[node]["inputs"][name] = options["default"]
+
+
+@pytest.mark.parametrize("method, lora_preset, invert_preset", [
+    ("DragKitDragDiffusion", "DragDiffusion", "DragDiffusion"),
+    ("DragKitGoodDrag", "GoodDrag", "GoodDrag / DragNeXt"),
+])
+def test_default_settings_run_end_to_end_and_move_the_handles(client, structure_inputs, method, lora_preset, invert_preset):
+    graph = default_pipeline(method, lora_preset, invert_preset)
+    with_defaults(graph, "drag", client.object_info())
+    run = client.run(graph, timeout=1500)
+    assert run.status == "success", run.describe()
+    (report,) = run.outputs["report"]["edit"]
+    assert report["finite"] and report["steps"] > 0, report
+    for start, end, target in zip(report["start"], report["handles"], report["targets"]):
+        assert math.dist(end, target) < math.dist(start, target), report
+    assert run.outputs["digest"]["finite"] == [True]
+    (saved,) = run.outputs["save"]["images"]
+    picture = np.asarray(Image.open(structure_inputs / "output" / saved["subfolder"] / saved["filename"]))
+    assert picture.shape == (HEIGHT, WIDTH, 3)
