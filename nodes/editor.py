@@ -10,6 +10,7 @@ from ..core.drag import DragSpec, DragSpecError
 from .checks import CheckedNode, InputError, checked, single_item
 from .types import DragType
 
+EDITOR_IMAGE_KEY = "dragkit_image"  # the executed message's key the widget reads (web/dragkit_editor.js)
 DRAG_DATA_HELP = (
     "The drag as JSON (schema v1, image pixels). The editor widget writes it: click a handle then its "
     "target, paint the editable mask, mark DragNeXt regions. See the README for the schema."
@@ -68,7 +69,10 @@ class DragKitEditor(CheckedNode):
         if mask is not None:
             spec = spec.with_mask(_editable_mask(mask, width, height))
         editable = torch.from_numpy(spec.editable_mask().astype(np.float32))[None]
-        return io.NodeOutput(spec, editable, ui=ui.PreviewImage(image[:1], cls=cls))
+        # The picture goes to the editor widget under its own key: as "images", newer frontends
+        # would also show it as the node's preview, below the editor that already shows it.
+        preview = ui.PreviewImage(image, cls=cls).as_dict()["images"]
+        return io.NodeOutput(spec, editable, ui={EDITOR_IMAGE_KEY: preview})
 
 
 def _editable_mask(mask: torch.Tensor, width: int, height: int) -> np.ndarray:

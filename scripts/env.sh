@@ -1,4 +1,8 @@
-# Sourced by the other scripts: provision (idempotent) and export DRAGKIT_PYTHON and COMFYUI_PATH.
+# Sourced by the other scripts: provision (idempotent) and export DRAGKIT_PYTHON and COMFYUI_PATH,
+# and, where the current ComfyUI was provisioned, DRAGKIT_CURRENT_COMFYUI and DRAGKIT_CURRENT_PACKAGES.
 env_lines="$(bash "$(dirname "${BASH_SOURCE[0]}")/setup.sh")"
-export DRAGKIT_PYTHON="$(sed -n 's/^DRAGKIT_PYTHON=//p' <<<"$env_lines")"
-export COMFYUI_PATH="$(sed -n 's/^COMFYUI_PATH=//p' <<<"$env_lines")"
+env_value() { sed -n "s/^$1=//p" <<<"$env_lines"; }
+export DRAGKIT_PYTHON="$(env_value DRAGKIT_PYTHON)"
+export COMFYUI_PATH="$(env_value COMFYUI_PATH)"
+export DRAGKIT_CURRENT_COMFYUI="$(env_value DRAGKIT_CURRENT_COMFYUI)"
+export DRAGKIT_CURRENT_PACKAGES="$(env_value DRAGKIT_CURRENT_PACKAGES)"

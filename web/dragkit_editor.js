@@ -41,8 +41,10 @@ function upstreamImageUrl(node) {
   return typeof value === "string" && value ? loadImageUrl(value) : null;
 }
 
+/** The picture the node ran on: its executed message carries it under its own key, not as
+ * "images", so that the frontend does not show it again as the node's preview. */
 function executedImageUrl(message) {
-  const image = message?.images?.[0];
+  const image = message?.dragkit_image?.[0];
   if (!image || typeof image.filename !== "string") return null;
   return viewUrl({ filename: image.filename, subfolder: String(image.subfolder ?? ""), type: String(image.type ?? "temp") });
 }
@@ -102,7 +104,6 @@ app.registerExtension({
     chain(nodeType.prototype, "onNodeCreated", function () {
       attachEditor(this);
     });
-    // The node's preview is its input image, which the editor already shows under the points.
     chain(nodeType.prototype, "onExecuted", function (message) {
       this.dragkitEditor?.setImage(executedImageUrl(message));
     });

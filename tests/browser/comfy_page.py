@@ -14,7 +14,7 @@ from pathlib import Path
 
 import requests
 
-APP = "window.comfyAPI.app.app"
+APP = "window.comfyAPI?.app?.app"
 IMAGE_NAME = "dragkit_96x64.png"
 IMAGE_SIZE = (96, 64)  # deliberately neither square nor the canvas's size
 EDITOR_EXTENSION = "DragKit.Editor"
@@ -73,9 +73,13 @@ class ComfyPage:
         self.baseline = len(self.errors)
 
     def wait_until_ready(self) -> None:
+        """The app is up with DragKit registered and its start-up workflow (the default graph or
+        the restored one) is loaded: newer frontends load it later, and it would replace a graph
+        a test builds before that."""
         self.page.wait_for_function(
             f"""() => {APP}?.graph && {APP}.extensions?.some((e) => e.name === '{EDITOR_EXTENSION}')
-                   && window.LiteGraph.registered_node_types.DragKitEditor && {APP}.canvas""",
+                   && window.LiteGraph?.registered_node_types?.DragKitEditor && {APP}.canvas
+                   && {APP}.graph.nodes.length > 0""",
             timeout=60_000,
         )
 

@@ -114,7 +114,7 @@ def test_edits_reach_the_backend_in_image_pixels(comfy_page):
     assert body["prompt"][str(node)]["inputs"]["drag_data"] == drag_data
     history = page.wait_for_history(prompt_id)
     assert history["status"]["status_str"] == "success", history["status"]
-    assert history["outputs"][str(node)]["images"], "the editor node returned no preview"
+    assert history["outputs"][str(node)]["dragkit_image"], "the editor node returned no picture for its widget"
     page.wait_for_image(node, url_part="type=temp")  # onExecuted showed the node's own preview
     page.screenshot("executed", node)
     page.screenshot("executed-page")
@@ -182,7 +182,7 @@ def test_workflow_strings_are_never_html(comfy_page, tmp_path):
     page = comfy_page
     node = page.build_graph(IMAGE_NAME)
     workflow = page.export_workflow()
-    (editor,) = [n for n in workflow["nodes"] if n["id"] == node]
+    (editor,) = [n for n in workflow["nodes"] if str(n["id"]) == str(node)]  # newer frontends: string ids
     editor["title"] = XSS
     editor["widgets_values"] = [XSS]
     bad_region = {"version": 1, "width": 96, "height": 64, "pairs": [{"handle": [1, 1], "target": [2, 2]}],
@@ -190,7 +190,7 @@ def test_workflow_strings_are_never_html(comfy_page, tmp_path):
     bad_version = dict(bad_region, version=XSS, regions=[])
     for offset, value in ((1, bad_region), (2, bad_version)):
         copy = json.loads(json.dumps(editor))
-        copy.update(id=node + 100 * offset, pos=[380 + 480 * offset, 40], widgets_values=[json.dumps(value)], inputs=[
+        copy.update(id=int(node) + 100 * offset, pos=[380 + 480 * offset, 40], widgets_values=[json.dumps(value)], inputs=[
             dict(slot, link=None) for slot in copy["inputs"]], outputs=[dict(slot, links=[]) for slot in copy["outputs"]])
         workflow["nodes"].append(copy)
     page.load_workflow(workflow)
