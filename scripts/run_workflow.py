@@ -34,7 +34,7 @@ def main() -> int:
 
         write_tiny_checkpoint(checkpoints / TINY)
 
-    with running_server(Path(os.environ["COMFYUI_PATH"]), base, () if _has_gpu() else ("--cpu",)) as server:
+    with running_server(Path(os.environ["COMFYUI_PATH"]), base, cpu=not _has_gpu()) as server:
         client = ComfyClient(server.url)
         prompt = workflow_to_prompt(json.loads(args.workflow.read_text()), client.object_info())
         if args.tiny:

@@ -157,6 +157,10 @@ class ComfyPage:
     def export_workflow(self) -> dict:
         return self.evaluate(f"async () => JSON.parse(JSON.stringify((await {APP}.graphToPrompt()).workflow))")
 
+    def api_prompt(self) -> dict:
+        """The API prompt the frontend makes of the graph (graphToPrompt), without queueing it."""
+        return self.evaluate(f"async () => JSON.parse(JSON.stringify((await {APP}.graphToPrompt()).output))")
+
     def load_workflow(self, workflow: dict) -> None:
         self.evaluate(f"(workflow) => {APP}.loadGraphData(workflow)", workflow)
 

@@ -40,13 +40,14 @@ def prepare_base_directory(base: Path) -> Path:
 
 
 class ComfyServer:
-    """`main.py --cpu` on a free loopback port; always stopped by `stop()`."""
+    """`main.py` (with `--cpu` unless told otherwise) on a free loopback port; always stopped by `stop()`."""
 
-    def __init__(self, comfyui: Path, base: Path, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(self, comfyui: Path, base: Path, extra_args: tuple[str, ...] = (), cpu: bool = True) -> None:
         self.port = free_port()
+        self.base = base
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = base / "server.log"
-        command = [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+        command = [sys.executable, "main.py", *(["--cpu"] if cpu else []), "--listen", "127.0.0.1", "--port", str(self.port),
                    "--base-directory", str(base), "--disable-auto-launch", *extra_args]
         self._log = open(self.log_path, "w")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -84,9 +85,9 @@ class ComfyServer:
 
 
 @contextlib.contextmanager
-def running_server(comfyui: Path, base: Path, extra_args: tuple[str, ...] = ()):
+def running_server(comfyui: Path, base: Path, extra_args: tuple[str, ...] = (), cpu: bool = True):
     """A ComfyServer that has answered /system_stats, stopped however the block ends."""
-    server = ComfyServer(comfyui, base, extra_args)
+    server = ComfyServer(comfyui, base, extra_args, cpu)
     try:
         server.wait_ready()
         yield server

@@ -71,6 +71,10 @@ STRUCTURE_UNET = dict(
 )
 
 
+# SD 1.5's UNet at full size (860 M parameters; benchmarks/gpu_check.py).
+SD15_UNET = dict(NARROW_SD15_UNET, model_channels=320, context_dim=768)
+
+
 def write_tiny_checkpoint(path: Path, seed: int = 0, unet: dict = TINY_UNET, dtype: torch.dtype = torch.float32) -> Path:
     """An SD 1.5-detectable checkpoint: a UNet (tiny by default), TAESD-shaped VAE, one CLIP key
     (recipe: reference/comfyui.md App. A)."""

@@ -125,7 +125,39 @@ class DragKitTestEditReport:
         return {"ui": {"edit": [report]}}
 
 
+class DragKitTestDevicePeak:
+    """Peak device memory since the previous report (then reset), after `value` is computed."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"value": ("*",), "stage": ("STRING", {"default": ""})}}
+
+    RETURN_TYPES = ()
+    FUNCTION = "run"
+    OUTPUT_NODE = True
+    CATEGORY = "DragKit/testing"
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, input_types):
+        return True  # any upstream type
+
+    def run(self, value, stage):
+        try:
+            import comfy.memory_management as memory  # ComfyUI with Dynamic VRAM only
+
+            dynamic = bool(getattr(memory, "aimdo_enabled", False))
+        except ImportError:
+            dynamic = False
+        report = {"stage": stage, "cuda": torch.cuda.is_available(), "peak_bytes": 0, "allocated_bytes": 0,
+                  "dynamic_vram": dynamic}
+        if torch.cuda.is_available():
+            report.update(peak_bytes=torch.cuda.max_memory_allocated(), allocated_bytes=torch.cuda.memory_allocated())
+            torch.cuda.reset_peak_memory_stats()
+        return {"ui": {"peak": [report]}}
+
+
 NODE_CLASS_MAPPINGS = {
+    "DragKitTestDevicePeak": DragKitTestDevicePeak,
     "DragKitTestEditReport": DragKitTestEditReport,
     "DragKitTestInversionReport": DragKitTestInversionReport,
     "DragKitTestGradient": DragKitTestGradient,

@@ -1,0 +1,30 @@
+"""The shipped example workflows, opened in the real frontend: every link reaches the input it was
+saved on (the drag and sampler nodes' optional `conditioning` moved behind the required inputs)."""
+
+import json
+import shutil
+
+from comfy_server import ROOT
+
+
+def producer(prompt: dict, inputs: dict, name: str) -> str:
+    source, _slot = inputs[name]
+    return prompt[str(source)]["class_type"]
+
+
+def test_gooddrag_workflow_opens_with_every_link_in_place(comfy_page, browser_server):
+    page = comfy_page
+    for image in (ROOT / "workflows" / "images").iterdir():
+        shutil.copy(image, browser_server.base / "input" / image.name)
+    page.load_workflow(json.loads((ROOT / "workflows" / "gooddrag.json").read_text()))
+    prompt = page.api_prompt()
+    (drag,) = [node["inputs"] for node in prompt.values() if node["class_type"] == "DragKitGoodDrag"]
+    (sampler,) = [node["inputs"] for node in prompt.values() if node["class_type"] == "DragKitMutualAttentionSampler"]
+    assert {name: producer(prompt, drag, name) for name in ("model", "inversion", "drag", "conditioning")} == {
+        "model": "DragKitLoRAFinetune", "inversion": "DragKitDDIMInvert", "drag": "DragKitEditor",
+        "conditioning": "CLIPTextEncode"}
+    assert {name: producer(prompt, sampler, name) for name in ("model", "edit", "conditioning")} == {
+        "model": "DragKitLoRAFinetune", "edit": "DragKitGoodDrag", "conditioning": "CLIPTextEncode"}
+    assert (drag["mode"], drag["drag_timesteps"], drag["tracks_per_timestep"], drag["steps_per_track"]) == ("code (UI)", 7, 10, 3)
+    assert (sampler["start_layer"], sampler["end_layer"], sampler["start_step"]) == (10, 15, 0)
+    page.screenshot("gooddrag-workflow")
