@@ -8,7 +8,6 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [ -z "${DRAGKIT_PYTHON:-}" ] || [ -z "${COMFYUI_PATH:-}" ]; then
   source "$here/scripts/env.sh"
-  export COMFYUI_PATH="$DRAGKIT_CURRENT_COMFYUI"
-  export PYTHONPATH="$DRAGKIT_CURRENT_PACKAGES${PYTHONPATH:+:$PYTHONPATH}"
+  use_current_comfyui
 fi
 exec "$DRAGKIT_PYTHON" -P "$here/benchmarks/gpu_check.py" "$@"

@@ -15,6 +15,7 @@ from .previews import drag_points, image_tensor
 from .types import DragType, EditType, InversionType
 
 PREVIEW_EVERY = 3  # gradient steps between previews of the moving handles
+LATENT_SCALE = 8  # image pixels per latent pixel (SD's VAE; VAEEncode crops to a multiple of it)
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,9 +69,6 @@ def check_edit_inputs(model, inversion: DragKitInversion, drag: DragSpec | None 
             f"{latent_width * LATENT_SCALE}×{latent_height * LATENT_SCALE} image; feed the Editor and the "
             "VAEEncode before the inversion the same image"
         )
-
-
-LATENT_SCALE = 8  # image pixels per latent pixel (SD's VAE; VAEEncode crops to a multiple of it)
 
 
 def _ui(image, summary: str) -> dict:

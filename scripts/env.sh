@@ -6,3 +6,11 @@ export DRAGKIT_PYTHON="$(env_value DRAGKIT_PYTHON)"
 export COMFYUI_PATH="$(env_value COMFYUI_PATH)"
 export DRAGKIT_CURRENT_COMFYUI="$(env_value DRAGKIT_CURRENT_COMFYUI)"
 export DRAGKIT_CURRENT_PACKAGES="$(env_value DRAGKIT_CURRENT_PACKAGES)"
+
+# Point COMFYUI_PATH at the current ComfyUI (with its newest frontend) when it was provisioned.
+use_current_comfyui() {
+  if [ -n "$DRAGKIT_CURRENT_COMFYUI" ]; then
+    export COMFYUI_PATH="$DRAGKIT_CURRENT_COMFYUI"
+    export PYTHONPATH="$DRAGKIT_CURRENT_PACKAGES${PYTHONPATH:+:$PYTHONPATH}"
+  fi
+}

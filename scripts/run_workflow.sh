@@ -3,4 +3,5 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$here/scripts/env.sh"
+use_current_comfyui
 exec "$DRAGKIT_PYTHON" -P "$here/scripts/run_workflow.py" "$@"
