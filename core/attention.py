@@ -47,17 +47,21 @@ class MutualSelfAttention:
 
     A step is an index into the schedule's `timesteps` (0 is the noisiest). Each call carries its
     timestep, so the policy works out the step itself and works in any loop over those timesteps,
-    including one that switches it on part-way. Layers and steps that are not chosen return None,
-    which means default attention. `edited` counts the edited calls per (step, layer).
+    including one that switches it on part-way. Layers are chosen by number, or, with `layers=None`,
+    by place: every self-attention in `places` (EasyDrag shares the whole decoder, "up", whatever
+    its depth). Layers and steps that are not chosen return None, which means default attention.
+    `edited` counts the edited calls per (step, layer).
     """
 
     def __init__(
         self,
         timesteps: Sequence[int],
         first_step: int = 0,
-        layers: Iterable[int] = SD15_LAST_DECODER_LAYERS,
+        layers: Iterable[int] | None = SD15_LAST_DECODER_LAYERS,
+        places: Iterable[str] = ("down", "mid", "up"),
     ) -> None:
-        self.layers = frozenset(layers)
+        self.layers = None if layers is None else frozenset(layers)
+        self.places = frozenset(places)
         self.first_step = first_step
         self._step_of_timestep = {t: step for step, t in enumerate(timesteps)}
         self.edited: Counter[tuple[int, int]] = Counter()
@@ -70,7 +74,8 @@ class MutualSelfAttention:
 
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, call: AttentionCall) -> torch.Tensor | None:
         step = self.step_of(call.t)
-        if call.layer not in self.layers or step < self.first_step:
+        chosen = call.place in self.places and (self.layers is None or call.layer in self.layers)
+        if not chosen or step < self.first_step:
             return None
         self.edited[step, call.layer] += 1
         return reference_attention(q, k, v, call.heads)

@@ -80,3 +80,14 @@ def test_inside_the_unet_the_reference_rows_prediction_is_unchanged_and_the_edit
 
     torch.testing.assert_close(shared[:1], alone[:1])
     assert not torch.allclose(shared[1:], alone[1:], atol=1e-3)
+
+
+def test_layers_can_be_chosen_by_place_whatever_the_depth():
+    """EasyDrag shares every decoder self-attention: layers=None with places ("up",)."""
+    q, k, v = projections(batch=2)
+    policy = MutualSelfAttention(TIMESTEPS, layers=None, places=("up",))
+    for layer, place in ((2, "down"), (6, "mid")):
+        assert policy(q, k, v, AttentionCall(layer=layer, place=place, heads=HEADS, t=TIMESTEPS[0])) is None
+    for layer in (7, 15, 40):
+        assert policy(q, k, v, AttentionCall(layer=layer, place="up", heads=HEADS, t=TIMESTEPS[0])) is not None
+    assert sorted(policy.edited) == [(0, 7), (0, 15), (0, 40)]
