@@ -1,4 +1,5 @@
-"""The denoising loops: plain DDIM, and DDIM of [reference, edited] under mutual self-attention."""
+"""The denoising loops: plain DDIM, DDIM of [reference, edited] under mutual self-attention, and
+EasyDrag's reference-guided DDIM."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import torch
 
 from .attention import MutualSelfAttention
 from .denoiser import AttentionHook, Denoiser
-from .inversion import StepCallback
+from .inversion import Inversion, StepCallback
 from .schedule import DDIMSchedule
 
 
@@ -59,3 +60,41 @@ def mutual_attention_sample(
     batch = torch.cat([reference_latent, edited_latent])
     denoised = sample(denoiser, batch, cond, schedule, start_index, on_step, hook=policy)
     return denoised[1:]
+
+
+def reference_guided_sample(
+    denoiser: Denoiser,
+    edited_latent: torch.Tensor,
+    inversion: Inversion,
+    cond: torch.Tensor,
+    start_index: int,
+    policy: MutualSelfAttention,
+    weight: float = 4.0,
+    reference_from: int = 20,
+    timestep_consistent: bool = False,
+    on_step: StepCallback | None = None,
+) -> torch.Tensor:
+    """EasyDrag's sampling (easydrag.md §4.9): DDIM of the edited latent [1, 4, h, w] from level
+    schedule.timesteps[start_index]; in the last `reference_from` steps (ascending index i below it)
+    ε = ε_plain + w·(ε_ref − ε_plain), where ε_ref comes from the pair [reference, edited] under
+    `policy`, the reference being the STORED inversion latent L[i] (the code's, one level cleaner)
+    or L[i+1] (the same level). w = 1 is plain mutual self-attention on stored latents.
+
+    One plain pass per step, plus one pair pass on guided steps (the code's second, identical
+    plain pass when the negative prompt equals the prompt is not made)."""
+    schedule = inversion.schedule
+    timesteps = schedule.timesteps[start_index:]
+    x = edited_latent
+    with torch.no_grad():
+        for done, t in enumerate(timesteps, start=1):
+            eps = denoiser.predict(x, t, cond).eps
+            i = len(schedule.timesteps) - start_index - done  # ascending DDIM index of level t
+            if i < reference_from:
+                reference = inversion.trajectory[i + 1 if timestep_consistent else i]
+                with denoiser.attention_hook(policy):
+                    guided = denoiser.predict(torch.cat([reference, x]), t, cond).eps[1:]
+                eps = eps + weight * (guided - eps)
+            x = schedule.step(x, eps, t)
+            if on_step is not None:
+                on_step(done, len(timesteps))
+    return x

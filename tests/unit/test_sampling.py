@@ -3,7 +3,7 @@ import torch
 
 from dragkit.core.attention import MutualSelfAttention
 from dragkit.core.denoiser import GuidedDenoiser
-from dragkit.core.sampling import mutual_attention_sample, sample
+from dragkit.core.sampling import mutual_attention_sample, reference_guided_sample, sample
 from dragkit.core.schedule import ddim_schedule
 from fakes import Cancelled, FakeDenoiser, cancel, sd15_alphas_cumprod
 
@@ -123,3 +123,60 @@ def test_an_exception_from_on_step_aborts_sampling_and_removes_the_hook(denoiser
 
     assert len(denoiser.predicted_timesteps) == 1
     assert denoiser.active_hook is None
+
+
+# --- EasyDrag's reference-guided sampling (easydrag.md §4.9, §10.9) ----------------------------
+
+
+def decoder_sharing(schedule):
+    return MutualSelfAttention(schedule.timesteps, layers=None, places=("up",))
+
+
+@pytest.fixture
+def stored(schedule, latents, cond):
+    """An inversion by a denoiser whose ε ignores x, so that DDIM retraces it exactly downward."""
+    from dragkit.core.inversion import invert
+
+    return invert(FakeDenoiser(depends_on_x=False, dtype=torch.float64), latents[0], cond, schedule, 0.7)
+
+
+def test_guidance_weight_zero_is_plain_sampling_and_four_is_not(denoiser, schedule, latents, cond, stored):
+    plain = sample(denoiser, latents[1], cond, schedule, START_INDEX)
+    out = reference_guided_sample(denoiser, latents[1], stored, cond, START_INDEX, decoder_sharing(schedule), weight=0.0)
+    torch.testing.assert_close(out, plain)
+    out = reference_guided_sample(denoiser, latents[1], stored, cond, START_INDEX, decoder_sharing(schedule), weight=4.0)
+    assert (out - plain).abs().max() > 1e-3
+
+
+def test_weight_one_on_same_level_latents_is_mutual_attention_with_the_stored_reference(schedule, latents, cond, stored):
+    """With ε independent of x, re-denoising the reference retraces the stored inversion, so the
+    two samplers see the same reference rows."""
+    denoiser = FakeDenoiser(depends_on_x=False, dtype=torch.float64)
+    policy = decoder_sharing(schedule)
+    guided = reference_guided_sample(denoiser, latents[1], stored, cond, START_INDEX, policy, weight=1.0,
+                                     reference_from=50, timestep_consistent=True)
+    shared = mutual_attention_sample(denoiser, stored.latent, latents[1], cond, schedule, START_INDEX, decoder_sharing(schedule))
+    torch.testing.assert_close(guided, shared)
+
+
+def test_identical_branches_leave_the_result_unchanged(schedule, cond, stored):
+    denoiser = FakeDenoiser(depends_on_x=False, dtype=torch.float64)
+    out = reference_guided_sample(denoiser, stored.latent, stored, cond, START_INDEX, decoder_sharing(schedule),
+                                  weight=4.0, reference_from=50, timestep_consistent=True)
+    torch.testing.assert_close(out, sample(denoiser, stored.latent, cond, schedule, START_INDEX))
+
+
+@pytest.mark.parametrize("consistent", [False, True])
+def test_guided_steps_are_the_last_ones_and_read_the_chosen_stored_latent(denoiser, schedule, latents, cond, stored, consistent, monkeypatch):
+    calls = []
+    predict = denoiser.predict
+    monkeypatch.setattr(denoiser, "predict", lambda x, t, *a, **k: calls.append((t, x)) or predict(x, t, *a, **k))
+    reference_guided_sample(denoiser, latents[1], stored, cond, START_INDEX, decoder_sharing(schedule), reference_from=20,
+                            timestep_consistent=consistent)
+    pairs = [(t, x) for t, x in calls if x.shape[0] == 2]
+    assert len(calls) == 35 + 20  # one plain pass per step, one pair pass on the last 20
+    assert [t for t, _ in pairs] == list(range(381, 0, -20))  # ascending index i < 20
+    for t, x in pairs:
+        i = (t - 1) // 20
+        torch.testing.assert_close(x[:1], stored.trajectory[i + 1 if consistent else i])
+        assert (stored.latent_at(stored.timesteps.index(t)) is stored.trajectory[i + 1])  # L[i+1] is at level t
