@@ -75,22 +75,30 @@ def run_method(name: str, denoiser, latent, spec, cond, args) -> list:
     from dragkit.core.attention import MutualSelfAttention
     from dragkit.core.inversion import invert
     from dragkit.core.lora import LoraSettings, train_lora
-    from dragkit.core.methods import dragdiffusion, gooddrag
-    from dragkit.core.sampling import mutual_attention_sample
+    from dragkit.core.methods import dragdiffusion, easydrag, gooddrag
+    from dragkit.core.sampling import mutual_attention_sample, reference_guided_sample
     from dragkit.core.schedule import ddim_schedule
     from dragkit.nodes import host
 
+    # The tiny UNet has one decoder stage: every method's features come from up_blocks[0].
     method = {"DragDiffusion": (dragdiffusion.optimise, dragdiffusion.DragDiffusionSettings(feature_block=0), 0.7, 80),
-              "GoodDrag": (gooddrag.optimise, gooddrag.GoodDragSettings(feature_block=0), 0.75, 70)}[name]
+              "GoodDrag": (gooddrag.optimise, gooddrag.GoodDragSettings(feature_block=0), 0.75, 70),
+              "EasyDrag": (easydrag.optimise, easydrag.EasyDragSettings(feature_blocks=(0,)), 0.7, 0)}[name]
     optimise, settings, strength, lora_steps = method
     counting = CountingDenoiser(denoiser)
     rows: list = []
     with host.gradients():
-        lora = LoraSettings(steps=args.lora_steps or lora_steps)
-        timed(counting, "LoRA", rows, lambda: train_lora(denoiser.unet, counting, latent, cond, lora))
+        if lora_steps:  # EasyDrag trains no LoRA
+            lora = LoraSettings(steps=args.lora_steps or lora_steps)
+            timed(counting, "LoRA", rows, lambda: train_lora(denoiser.unet, counting, latent, cond, lora))
         schedule = ddim_schedule(denoiser.alphas_cumprod, 50)
         inversion = timed(counting, "inversion", rows, lambda: invert(counting, latent, cond, schedule, strength))
         result = timed(counting, "drag", rows, lambda: optimise(counting, inversion, spec, cond, settings))
+    if name == "EasyDrag":
+        policy = MutualSelfAttention(schedule.timesteps, layers=None, places=("up",))
+        timed(counting, "sampling", rows, lambda: reference_guided_sample(
+            counting, result.latent, inversion, cond, result.index, policy))
+        return rows, result
     layers = range(max(0, denoiser.self_attention_count - 2), denoiser.self_attention_count)  # tiny UNet's decoder
     policy = MutualSelfAttention(schedule.timesteps, first_step=result.index, layers=layers)
     timed(counting, "sampling", rows, lambda: mutual_attention_sample(
@@ -102,7 +110,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", type=int, default=128, help="image side in pixels (latent = size / 8)")
     parser.add_argument("--lora-steps", type=int, default=0, help="override the method's LoRA steps (0: 80 / 70)")
-    parser.add_argument("--methods", nargs="+", default=["DragDiffusion", "GoodDrag"])
+    parser.add_argument("--methods", nargs="+", default=["DragDiffusion", "GoodDrag", "EasyDrag"])
     args = parser.parse_args()
 
     import_comfy()

@@ -2,11 +2,11 @@
 
 from comfy_api.v0_0_2 import ComfyExtension, io
 
-from .drag import DragKitDragDiffusion, DragKitGoodDrag
+from .drag import DragKitDragDiffusion, DragKitEasyDrag, DragKitGoodDrag
 from .editor import DragKitEditor
 from .inversion import DragKitDDIMInvert
 from .lora import DragKitLoRAFinetune
-from .sampler import DragKitMutualAttentionSampler
+from .sampler import DragKitMutualAttentionSampler, DragKitReferenceGuidedSampler
 
 
 class DragKitExtension(ComfyExtension):
@@ -17,5 +17,7 @@ class DragKitExtension(ComfyExtension):
             DragKitDDIMInvert,
             DragKitDragDiffusion,
             DragKitGoodDrag,
+            DragKitEasyDrag,
             DragKitMutualAttentionSampler,
+            DragKitReferenceGuidedSampler,
         ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from comfy_api.v0_0_2 import io
 
 from ..core.attention import MutualSelfAttention
-from ..core.sampling import mutual_attention_sample
+from ..core.sampling import mutual_attention_sample, reference_guided_sample
 from . import host
 from .checks import CheckedNode, InputError, checked
 from .drag import check_edit_inputs
@@ -68,4 +68,57 @@ class DragKitMutualAttentionSampler(CheckedNode):
         progress = host.Progress(len(schedule.timesteps) - result.index)
         latent = mutual_attention_sample(denoiser, result.reference_latent, result.latent, cond, schedule, result.index,
                                          policy, on_step=progress.update)
+        return io.NodeOutput({"samples": denoiser.from_model_latent(latent)})
+
+
+REFERENCE_LATENTS = {"code: one level cleaner (L[i])": False, "same level (L[i+1])": True}
+
+
+class DragKitReferenceGuidedSampler(CheckedNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DragKitReferenceGuidedSampler",
+            display_name="DragKit Reference-Guided Sampler",
+            category="DragKit",
+            description=(
+                "EasyDrag's sampling: DDIM from the edited latent; in the last steps the edited latent's decoder "
+                "self-attention reads the keys and values of the STORED inversion latents, and the prediction "
+                "is pushed that way: ε = ε_plain + w·(ε_ref − ε_plain). w = 1 is plain mutual attention."
+            ),
+            inputs=[
+                io.Model.Input("model", tooltip="The model the inversion was made with."),
+                EditType.Input("edit"),
+                io.Float.Input("guidance_weight", default=4.0, min=0.0, max=20.0, step=0.1,
+                               tooltip="w; the paper finds 3–5 good, larger oversaturates."),
+                io.Int.Input("ref_start_step", default=20, min=0, max=1000,
+                             tooltip="Guidance in the steps whose DDIM index (ascending, 0 = cleanest) is below this: "
+                                     "the last 20 of a 50-step schedule."),
+                io.Combo.Input("reference_latent", options=list(REFERENCE_LATENTS), default=next(iter(REFERENCE_LATENTS)),
+                               tooltip="Which stored latent guides the step at level t: the official code's, one "
+                                       "inversion step cleaner, or the one at the same level."),
+                io.Conditioning.Input("conditioning", optional=True,
+                                      tooltip="The prompt; when not connected, the inversion's conditioning is used."),
+            ],
+            outputs=[io.Latent.Output(display_name="latent", tooltip="The edited latent, for VAEDecode.")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, guidance_weight, reference_latent) -> bool | str:
+        return cls.refusal(guidance_weight=guidance_weight, reference_latent=reference_latent)
+
+    @classmethod
+    @checked
+    def execute(cls, model, edit, guidance_weight, ref_start_step, reference_latent, conditioning=None) -> io.NodeOutput:
+        check_edit_inputs(model, edit.inversion)
+        denoiser = host.ComfyDenoiser(model)
+        denoiser.load()
+        inversion, result = edit.inversion.inversion, edit.result
+        if result.index >= len(inversion.schedule.timesteps):
+            return io.NodeOutput({"samples": denoiser.from_model_latent(result.latent)})
+        cond = host.text_context(edit.inversion.conditioning if conditioning is None else conditioning).to(denoiser.device)
+        policy = MutualSelfAttention(inversion.schedule.timesteps, layers=None, places=("up",))
+        progress = host.Progress(len(inversion.schedule.timesteps) - result.index)
+        latent = reference_guided_sample(denoiser, result.latent, inversion, cond, result.index, policy, guidance_weight,
+                                         ref_start_step, REFERENCE_LATENTS[reference_latent], on_step=progress.update)
         return io.NodeOutput({"samples": denoiser.from_model_latent(latent)})

@@ -78,3 +78,30 @@ def test_drag_reaches_the_target_and_sampling_is_finite(dtype):
     policy = MutualSelfAttention(schedule.timesteps, first_step=result.index)
     sampled = mutual_attention_sample(denoiser, result.reference_latent, result.latent, CONTEXT, schedule, result.index, policy)
     assert torch.isfinite(sampled).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_easydrag_and_reference_guided_sampling_are_finite_and_move_the_handle(dtype):
+    patcher, _ = narrow_sd15_patcher(dtype=dtype)
+    from dragkit.core.attention import MutualSelfAttention
+    from dragkit.core.drag import DragSpec
+    from dragkit.core.inversion import invert
+    from dragkit.core.methods import easydrag
+    from dragkit.core.sampling import reference_guided_sample
+    from dragkit.core.schedule import ddim_schedule
+    from dragkit.nodes import host
+
+    spec = DragSpec(128, 128, ((40.0, 64.0),), ((72.0, 64.0),))
+    with host.gradients():
+        denoiser = host.ComfyDenoiser(patcher, for_gradients=True)
+        denoiser.load_for_gradients()
+        schedule = ddim_schedule(denoiser.alphas_cumprod, 20)
+        inversion = invert(denoiser, smooth_latent(), CONTEXT, schedule, 0.7)
+        result = easydrag.optimise(denoiser, inversion, spec, CONTEXT, easydrag.EasyDragSettings(max_iterations=20))
+    assert result.latent.dtype == torch.float32 and torch.isfinite(result.latent).all()
+    assert all(torch.isfinite(torch.tensor(result.losses)))
+    start, end, target = spec.handles[0], result.handles[0], spec.targets[0]
+    assert math.dist(end, target) < math.dist(start, target), f"{dtype}: the handle went from {start} to {end}"
+    policy = MutualSelfAttention(schedule.timesteps, layers=None, places=("up",))
+    sampled = reference_guided_sample(denoiser, result.latent, inversion, CONTEXT, result.index, policy, reference_from=8)
+    assert torch.isfinite(sampled).all()

@@ -42,8 +42,9 @@ def painted_mask() -> dict:
     return {"rle": runs[:-1] + [runs[-1]]}
 
 
-def default_pipeline(method: str, lora_preset: str, invert_preset: str) -> dict:
-    spec = {"version": 1, "width": WIDTH, "height": HEIGHT, "mask": painted_mask(), "regions": [],
+def default_pipeline(method: str, lora_preset: str | None, invert_preset: str, painted: bool = True) -> dict:
+    """Load → Editor → VAEEncode → (LoRA) → Invert → Drag → the method's sampler → VAEDecode → Save."""
+    spec = {"version": 1, "width": WIDTH, "height": HEIGHT, "mask": painted_mask() if painted else None, "regions": [],
             "pairs": [{"handle": list(h), "target": list(t)} for h, t in PAIRS]}
     graph = base_graph()
     del graph["latent"]
@@ -66,6 +67,13 @@ def default_pipeline(method: str, lora_preset: str, invert_preset: str) -> dict:
         "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["sampler", 0], "vae": ["ckpt", 2]}},
         "save": {"class_type": "SaveImage", "inputs": {"images": ["decode", 0], "filename_prefix": "dragkit_structure"}},
     })
+    if lora_preset is None:  # EasyDrag: the checkpoint's own MODEL, and its sampler
+        del graph["lora"]
+        for node in ("invert", "drag"):
+            graph[node]["inputs"]["model"] = ["ckpt", 0]
+        graph["sampler"] = {"class_type": "DragKitReferenceGuidedSampler", "inputs": {
+            "model": ["ckpt", 0], "edit": ["drag", 0], "guidance_weight": 4.0, "ref_start_step": 20,
+            "reference_latent": "code: one level cleaner (L[i])"}}
     return graph
 
 
@@ -78,12 +86,15 @@ def with_defaults(graph: dict, node: str, object_info: dict) -> None:
             graph[node]["inputs"][name] = options["default"]
 
 
-@pytest.mark.parametrize("method, lora_preset, invert_preset", [
-    ("DragKitDragDiffusion", "DragDiffusion", "DragDiffusion"),
-    ("DragKitGoodDrag", "GoodDrag", "GoodDrag / DragNeXt"),
+@pytest.mark.parametrize("method, lora_preset, invert_preset, painted", [
+    ("DragKitDragDiffusion", "DragDiffusion", "DragDiffusion", True),
+    ("DragKitGoodDrag", "GoodDrag", "GoodDrag / DragNeXt", True),
+    ("DragKitEasyDrag", None, "EasyDrag", False),  # no LoRA, no mask: the auto mask
+    ("DragKitEasyDrag", None, "EasyDrag", True),
 ])
-def test_default_settings_run_end_to_end_and_move_the_handles(client, structure_inputs, method, lora_preset, invert_preset):
-    graph = default_pipeline(method, lora_preset, invert_preset)
+def test_default_settings_run_end_to_end_and_move_the_handles(client, structure_inputs, method, lora_preset, invert_preset,
+                                                              painted):
+    graph = default_pipeline(method, lora_preset, invert_preset, painted)
     with_defaults(graph, "drag", client.object_info())
     run = client.run(graph, timeout=1500)
     assert run.status == "success", run.describe()
@@ -95,3 +106,30 @@ def test_default_settings_run_end_to_end_and_move_the_handles(client, structure_
     (saved,) = run.outputs["save"]["images"]
     picture = np.asarray(Image.open(structure_inputs / "output" / saved["subfolder"] / saved["filename"]))
     assert picture.shape == (HEIGHT, WIDTH, 3)
+
+
+def test_easydrag_cancels_promptly_and_leaves_the_model_as_it_was(client, structure_inputs):
+    graph = default_pipeline("DragKitEasyDrag", None, "EasyDrag", painted=False)
+    with_defaults(graph, "drag", client.object_info())
+    graph["drag"]["inputs"]["max_iterations"] = 1000
+    probe = {"sample": {"class_type": "KSampler", "inputs": {
+        "model": ["ckpt", 0], "seed": 5, "steps": 2, "cfg": 1.0, "sampler_name": "euler", "scheduler": "normal",
+        "positive": ["cond", 0], "negative": ["cond", 0], "latent_image": ["empty", 0], "denoise": 1.0}},
+        "empty": {"class_type": "EmptyLatentImage", "inputs": {"width": WIDTH, "height": HEIGHT, "batch_size": 1}},
+        "probe_digest": {"class_type": "DragKitTestDigest", "inputs": {"latent": ["sample", 0]}}}
+    digest_graph = {k: v for k, v in graph.items() if k in ("ckpt", "text", "cond")} | probe
+    before = client.run(digest_graph)
+    assert before.status == "success", before.describe()
+
+    def interrupt(c, data):
+        if data.get("node") == "drag" and data.get("value", 0) >= 2:
+            c.interrupt()
+
+    run = client.run(graph, on_progress=interrupt, timeout=1500)
+    assert run.status == "interrupted", run.describe()
+    assert max(p[1] for p in run.progress if p[0] == "drag") < 10, "cancel was not prompt"
+    digest_graph["sample"]["inputs"]["seed"] = 6  # a fresh run, not ComfyUI's cache
+    client.run(digest_graph)
+    digest_graph["sample"]["inputs"]["seed"] = 5
+    after = client.run(digest_graph)
+    assert after.outputs["probe_digest"]["digest"] == before.outputs["probe_digest"]["digest"], "the user's MODEL changed"
