@@ -28,12 +28,16 @@ def drag_graph(method="DragKitDragDiffusion", spec=None, image_size=(64, 64), dr
     graph = invert_graph()
     graph.update(editor_graph(spec or editor_spec(), size=64))
     graph["image"]["inputs"].update(width=image_size[0], height=image_size[1])
-    defaults = ({"mode": "code (UI)", "drag_timesteps": 1, "tracks_per_timestep": 1, "steps_per_track": 1}
-                if method == "DragKitGoodDrag" else
-                {"loss_scale": "code", "max_iterations": 2, "patch_radius": 1, "track_radius": 3})
+    defaults = {
+        "DragKitGoodDrag": {"mode": "code (UI)", "drag_timesteps": 1, "tracks_per_timestep": 1, "steps_per_track": 1,
+                            "feature_block": 0},
+        "DragKitDragDiffusion": {"loss_scale": "code", "max_iterations": 2, "patch_radius": 1, "track_radius": 3,
+                                 "feature_block": 0},
+        "DragKitEasyDrag": {"mode": "code", "max_iterations": 2, "step": 12.0},
+    }[method]
     graph["drag"] = {"class_type": method, "inputs": {
         "model": list(drag_model), "inversion": ["invert", 0], "drag": ["editor", 0], "learning_rate": 0.01,
-        "mask_weight": 0.1, "feature_block": 0, **defaults, **drag_inputs}}
+        "mask_weight": 0.1, **defaults, **drag_inputs}}
     graph["sampler"] = {"class_type": "DragKitMutualAttentionSampler", "inputs": {
         "model": list(drag_model), "edit": ["drag", 0], "start_layer": 2, "end_layer": 3, "start_step": 0}}
     graph["digest"] = {"class_type": "DragKitTestDigest", "inputs": {"latent": ["sampler", 0]}}
@@ -69,6 +73,8 @@ BAD_WIDGETS = {
     "lora preset": (lora_graph(preset="nonsense"), "lora", "preset", "'nonsense' is not one of"),
     "loss_scale": (drag_graph(loss_scale="nonsense"), "drag", "loss_scale", "'nonsense' is not one of"),
     "gooddrag mode": (drag_graph("DragKitGoodDrag", mode="fast"), "drag", "mode", "'fast' is not one of"),
+    "easydrag mode": (drag_graph("DragKitEasyDrag", mode="fast"), "drag", "mode", "'fast' is not one of"),
+    "easydrag step nan": (drag_graph("DragKitEasyDrag", step=NAN), "drag", "step", "finite"),
     "strength text": (invert_graph(strength="abc"), "invert", "strength", "abc"),
     "start_layer": (drag_graph(), "sampler", "start_layer", "below the minimum 0"),
     "mask_weight nan": (drag_graph(mask_weight=NAN), "drag", "mask_weight", "finite"),
