@@ -51,24 +51,35 @@ class DragKitMutualAttentionSampler(CheckedNode):
     @classmethod
     @checked
     def execute(cls, model, edit, start_layer, end_layer, start_step, conditioning=None) -> io.NodeOutput:
-        check_edit_inputs(model, edit.inversion)
-        if conditioning is None:
-            conditioning = edit.inversion.conditioning
-        denoiser = host.ComfyDenoiser(model)
-        denoiser.load()
-        layers = range(start_layer, end_layer + 1)
+        denoiser, cond = prepare_sampling(model, edit, conditioning)
         if start_layer >= denoiser.self_attention_count:
             raise ValueError(f"start_layer: this model has {denoiser.self_attention_count} self-attention layers "
                              f"(0–{denoiser.self_attention_count - 1}); {start_layer} does not exist")
         schedule, result = edit.inversion.inversion.schedule, edit.result
-        if result.index >= len(schedule.timesteps):
-            return io.NodeOutput({"samples": denoiser.from_model_latent(result.latent)})
-        cond = host.text_context(conditioning).to(denoiser.device)
-        policy = MutualSelfAttention(schedule.timesteps, first_step=result.index + start_step, layers=layers)
-        progress = host.Progress(len(schedule.timesteps) - result.index)
-        latent = mutual_attention_sample(denoiser, result.reference_latent, result.latent, cond, schedule, result.index,
-                                         policy, on_step=progress.update)
-        return io.NodeOutput({"samples": denoiser.from_model_latent(latent)})
+        policy = MutualSelfAttention(schedule.timesteps, first_step=result.index + start_step,
+                                     layers=range(start_layer, end_layer + 1))
+        return run_sampling(denoiser, edit, lambda on_step: mutual_attention_sample(
+            denoiser, result.reference_latent, result.latent, cond, schedule, result.index, policy, on_step=on_step))
+
+
+def prepare_sampling(model, edit, conditioning):
+    """What every sampler node does first: the edit must come from this model; the prompt defaults
+    to the inversion's. Returns the loaded denoiser and the text context."""
+    check_edit_inputs(model, edit.inversion)
+    denoiser = host.ComfyDenoiser(model)
+    denoiser.load()
+    cond = host.text_context(edit.inversion.conditioning if conditioning is None else conditioning)
+    return denoiser, cond.to(denoiser.device)
+
+
+def run_sampling(denoiser, edit, sample) -> io.NodeOutput:
+    """`sample(on_step)` from the edit's schedule position to the clean latent, with progress; an edit
+    with no step left (GoodDrag dragged to the end) is returned as it is."""
+    steps = len(edit.inversion.inversion.schedule.timesteps) - edit.result.index
+    if steps <= 0:
+        return io.NodeOutput({"samples": denoiser.from_model_latent(edit.result.latent)})
+    latent = sample(host.Progress(steps).update)
+    return io.NodeOutput({"samples": denoiser.from_model_latent(latent)})
 
 
 REFERENCE_LATENTS = {"code: one level cleaner (L[i])": False, "same level (L[i+1])": True}
@@ -110,15 +121,9 @@ class DragKitReferenceGuidedSampler(CheckedNode):
     @classmethod
     @checked
     def execute(cls, model, edit, guidance_weight, ref_start_step, reference_latent, conditioning=None) -> io.NodeOutput:
-        check_edit_inputs(model, edit.inversion)
-        denoiser = host.ComfyDenoiser(model)
-        denoiser.load()
+        denoiser, cond = prepare_sampling(model, edit, conditioning)
         inversion, result = edit.inversion.inversion, edit.result
-        if result.index >= len(inversion.schedule.timesteps):
-            return io.NodeOutput({"samples": denoiser.from_model_latent(result.latent)})
-        cond = host.text_context(edit.inversion.conditioning if conditioning is None else conditioning).to(denoiser.device)
-        policy = MutualSelfAttention(inversion.schedule.timesteps, layers=None, places=("up",))
-        progress = host.Progress(len(inversion.schedule.timesteps) - result.index)
-        latent = reference_guided_sample(denoiser, result.latent, inversion, cond, result.index, policy, guidance_weight,
-                                         ref_start_step, REFERENCE_LATENTS[reference_latent], on_step=progress.update)
-        return io.NodeOutput({"samples": denoiser.from_model_latent(latent)})
+        policy = MutualSelfAttention(inversion.schedule.timesteps, layers=None, places=("up",))  # the whole decoder
+        return run_sampling(denoiser, edit, lambda on_step: reference_guided_sample(
+            denoiser, result.latent, inversion, cond, result.index, policy, guidance_weight, ref_start_step,
+            REFERENCE_LATENTS[reference_latent], on_step=on_step))
