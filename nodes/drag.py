@@ -12,7 +12,7 @@ from . import host
 from .checks import CheckedNode, InputError, checked
 from .inversion import DragKitInversion
 from .previews import drag_points, image_tensor
-from .types import DragType, EditType, InversionType
+from .types import DragType, EditType, InversionType, inversion_conditioning_input
 
 PREVIEW_EVERY = 3  # gradient steps between previews of the moving handles
 LATENT_SCALE = 8  # image pixels per latent pixel (SD's VAE; VAEEncode crops to a multiple of it)
@@ -80,8 +80,7 @@ def _common_inputs() -> list:
         io.Model.Input("model", tooltip="The LoRA-finetuned model (the same as the inversion's)."),
         InversionType.Input("inversion"),
         DragType.Input("drag"),
-        io.Conditioning.Input("conditioning", optional=True,
-                              tooltip="The prompt; when not connected, the inversion's conditioning is used."),
+        inversion_conditioning_input(),
     ]
 
 

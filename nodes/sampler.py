@@ -9,7 +9,7 @@ from ..core.sampling import mutual_attention_sample, reference_guided_sample
 from . import host
 from .checks import CheckedNode, InputError, checked
 from .drag import check_edit_inputs
-from .types import EditType
+from .types import EditType, inversion_conditioning_input
 
 
 class DragKitMutualAttentionSampler(CheckedNode):
@@ -32,8 +32,7 @@ class DragKitMutualAttentionSampler(CheckedNode):
                 io.Int.Input("end_layer", default=15, min=0, max=200, tooltip="Last self-attention layer that shares."),
                 io.Int.Input("start_step", default=0, min=0, max=1000,
                              tooltip="Denoising step (0 = the first this sampler runs) from which the layers share."),
-                io.Conditioning.Input("conditioning", optional=True,
-                                      tooltip="The prompt; when not connected, the inversion's conditioning is used."),
+                inversion_conditioning_input(),
             ],
             outputs=[io.Latent.Output(display_name="latent", tooltip="The edited latent, for VAEDecode.")],
         )
@@ -108,8 +107,7 @@ class DragKitReferenceGuidedSampler(CheckedNode):
                 io.Combo.Input("reference_latent", options=list(REFERENCE_LATENTS), default=next(iter(REFERENCE_LATENTS)),
                                tooltip="Which stored latent guides the step at level t: the official code's, one "
                                        "inversion step cleaner, or the one at the same level."),
-                io.Conditioning.Input("conditioning", optional=True,
-                                      tooltip="The prompt; when not connected, the inversion's conditioning is used."),
+                inversion_conditioning_input(),
             ],
             outputs=[io.Latent.Output(display_name="latent", tooltip="The edited latent, for VAEDecode.")],
         )

@@ -36,10 +36,7 @@ def structure_inputs(comfy_base):
 
 def painted_mask() -> dict:
     """Editable: the left 96 columns (rows are runs of 96 ones then 32 zeros)."""
-    runs = [0]
-    for _ in range(HEIGHT):
-        runs += [96, 32]
-    return {"rle": runs[:-1] + [runs[-1]]}
+    return {"rle": [0] + [96, 32] * HEIGHT}
 
 
 def default_pipeline(method: str, lora_preset: str | None, invert_preset: str, painted: bool = True) -> dict:
