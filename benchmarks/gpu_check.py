@@ -42,9 +42,8 @@ def stages(checkpoint: str, width: int, height: int) -> list[tuple[str, dict, st
             "pairs": [{"handle": handle, "target": target}]}
     base = {
         "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": checkpoint}},
-        "text": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["ckpt", 1]}},
-        # the random CLIP is not initialised: its embedding is replaced by zeros
-        "cond": {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["text", 0]}},
+        # the random checkpoint has no CLIP weights: zeros in the empty prompt's shape instead
+        "cond": {"class_type": "DragKitTestZeroConditioning", "inputs": {}},
         "load": {"class_type": "LoadImage", "inputs": {"image": "gpu_check.png"}},
         "editor": {"class_type": "DragKitEditor", "inputs": {"image": ["load", 0], "drag_data": json.dumps(drag)}},
         "encode": {"class_type": "VAEEncode", "inputs": {"pixels": ["load", 0], "vae": ["ckpt", 2]}},
@@ -69,8 +68,22 @@ def stages(checkpoint: str, width: int, height: int) -> list[tuple[str, dict, st
         "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["sampler", 0], "vae": ["ckpt", 2]}},
         "save": {"class_type": "SaveImage", "inputs": {"images": ["decode", 0], "filename_prefix": "gpu_check"}},
     }
+    # EasyDrag on the checkpoint's own MODEL (no LoRA): invert at 0.7, drag, reference-guided sampling
+    easydrag = {
+        "easy_invert": {"class_type": "DragKitDDIMInvert", "inputs": {
+            "model": ["ckpt", 0], "latent": ["encode", 0], "conditioning": ["cond", 0], "steps": 50,
+            "preset": "EasyDrag", "strength": 0.7, "guidance": 1.0}},
+        "easy_drag": {"class_type": "DragKitEasyDrag", "inputs": {
+            "model": ["ckpt", 0], "inversion": ["easy_invert", 0], "drag": ["editor", 0], "mode": "code",
+            "max_iterations": 50, "learning_rate": 0.01, "step": 12.0, "mask_weight": 0.1}},
+        "easy_report": {"class_type": "DragKitTestEditReport", "inputs": {"edit": ["easy_drag", 0]}},
+        "easy_sampler": {"class_type": "DragKitReferenceGuidedSampler", "inputs": {
+            "model": ["ckpt", 0], "edit": ["easy_drag", 0], "guidance_weight": 4.0, "ref_start_step": 20,
+            "reference_latent": "code: one level cleaner (L[i])"}},
+        "easy_digest": {"class_type": "DragKitTestDigest", "inputs": {"latent": ["easy_sampler", 0]}},
+    }
     return [("LoRA (70 steps)", base, "lora"), ("DDIM invert", invert, "invert"), ("GoodDrag", drag_node, "drag"),
-            ("sampling + decode", sample, "decode")]
+            ("sampling + decode", sample, "decode"), ("EasyDrag end to end", easydrag, "easy_sampler")]
 
 
 def peak_node(stage: str, source: str) -> dict:
@@ -81,6 +94,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="CPU plumbing run on the narrow structure checkpoint")
     parser.add_argument("--base", type=Path, default=Path.home() / ".cache" / "dragkit" / "gpu_check")
+    parser.add_argument("--front-end-root", type=Path, help="serve this folder as the frontend (a machine without "
+                        "comfyui-frontend-package: the check needs only the API)")
     args = parser.parse_args()
 
     import torch
@@ -102,7 +117,8 @@ def main() -> int:
     comfyui = Path(os.environ["COMFYUI_PATH"])
     print(f"ComfyUI {comfyui.name}, {'CPU smoke run' if args.smoke else torch.cuda.get_device_name()}, {width}×{height}")
     failures = []
-    with running_server(comfyui, base, cpu=args.smoke) as server:
+    extra = ("--front-end-root", str(args.front_end_root.resolve())) if args.front_end_root else ()
+    with running_server(comfyui, base, extra_args=extra, cpu=args.smoke) as server:
         client = ComfyClient(server.url)
         prompt: dict = {}
         rows = []
@@ -137,16 +153,17 @@ def main() -> int:
 
 def check_stage(stage: str, outputs: dict) -> list[str]:
     problems = []
-    if "edit_report" in outputs and stage == "GoodDrag":
-        (report,) = outputs["edit_report"]["edit"]
-        if not report["finite"]:
-            problems.append("GoodDrag: the edited latent is not finite")
-        for start, end, target in zip(report["start"], report["handles"], report["targets"]):
-            if not math.dist(end, target) < math.dist(start, target):
-                problems.append(f"GoodDrag: the handle went from {start} to {end}, target {target}")
-        print(f"  GoodDrag: {report['steps']} gradient steps, stop {report['stop']}, handles {report['handles']}")
-    if "digest" in outputs and outputs["digest"]["finite"] != [True]:
-        problems.append(f"{stage}: the sampled latent is not finite")
+    for method, report_node, digest in (("GoodDrag", "edit_report", "digest"), ("EasyDrag", "easy_report", "easy_digest")):
+        if report_node in outputs and method in stage:
+            (report,) = outputs[report_node]["edit"]
+            if not report["finite"]:
+                problems.append(f"{method}: the edited latent is not finite")
+            for start, end, target in zip(report["start"], report["handles"], report["targets"]):
+                if not math.dist(end, target) < math.dist(start, target):
+                    problems.append(f"{method}: the handle went from {start} to {end}, target {target}")
+            print(f"  {method}: {report['steps']} gradient steps, stop {report['stop']}, handles {report['handles']}")
+        if digest in outputs and outputs[digest]["finite"] != [True]:
+            problems.append(f"{stage}: the sampled latent is not finite")
     return problems
 
 

@@ -1,8 +1,9 @@
-"""Per-stage cost of each drag method on the tiny random-weight SD 1.5-shaped checkpoint (CPU).
+"""Per-stage cost of each drag method on a random-weight SD 1.5-shaped checkpoint.
 
-For LoRA, inversion, drag and sampling: wall time, UNet forward passes (calls and latent rows) and
-backward passes. Run: `bash scripts/bench.sh` (or this file with the test environment's Python).
-On a GPU machine the same stages run on CUDA; see README "Benchmarks".
+For LoRA, inversion, drag and sampling: wall time, UNet forward passes (calls and latent rows),
+backward passes and peak memory (CUDA max allocated, or the process's peak RSS on the CPU).
+`--model tiny` (default): one decoder stage, on the CPU. `--model sd15`: SD 1.5's full UNet in fp16
+with each method's default settings, on a GPU (`--size 512`). Run: `bash scripts/bench.sh`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ sys.path[:0] = [str(ROOT / "tests" / "host"), str(ROOT / "tests")]
 
 from pack import register_pack  # noqa: E402
 from comfy_inprocess import import_comfy  # noqa: E402
-from models import write_tiny_checkpoint  # noqa: E402
+from models import SD15_UNET, write_tiny_checkpoint  # noqa: E402
 
 register_pack()
 
@@ -61,13 +62,27 @@ class CountingDenoiser:
         return prediction
 
 
+def peak_memory_gib() -> float:
+    """CUDA's max allocated since the last reset; on the CPU the process's peak RSS so far."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() / 2**30
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 def timed(denoiser: CountingDenoiser, stage: str, rows: list, fn):
     denoiser.passes = Passes()
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     value = fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     p = denoiser.passes
-    rows.append((stage, seconds, p.forward_calls, p.forward_rows, p.backward))
+    rows.append((stage, seconds, p.forward_calls, p.forward_rows, p.backward, peak_memory_gib()))
     return value
 
 
@@ -80,10 +95,13 @@ def run_method(name: str, denoiser, latent, spec, cond, args) -> list:
     from dragkit.core.schedule import ddim_schedule
     from dragkit.nodes import host
 
-    # The tiny UNet has one decoder stage: every method's features come from up_blocks[0].
-    method = {"DragDiffusion": (dragdiffusion.optimise, dragdiffusion.DragDiffusionSettings(feature_block=0), 0.7, 80),
-              "GoodDrag": (gooddrag.optimise, gooddrag.GoodDragSettings(feature_block=0), 0.75, 70),
-              "EasyDrag": (easydrag.optimise, easydrag.EasyDragSettings(feature_blocks=(0,)), 0.7, 0)}[name]
+    # The tiny UNet has one decoder stage: there every method's features come from up_blocks[0].
+    tiny = args.model == "tiny"
+    method = {"DragDiffusion": (dragdiffusion.optimise, dragdiffusion.DragDiffusionSettings(
+                  **({"feature_block": 0} if tiny else {})), 0.7, 80),
+              "GoodDrag": (gooddrag.optimise, gooddrag.GoodDragSettings(**({"feature_block": 0} if tiny else {})), 0.75, 70),
+              "EasyDrag": (easydrag.optimise, easydrag.EasyDragSettings(**({"feature_blocks": (0,)} if tiny else {})),
+                           0.7, 0)}[name]
     optimise, settings, strength, lora_steps = method
     counting = CountingDenoiser(denoiser)
     rows: list = []
@@ -99,7 +117,8 @@ def run_method(name: str, denoiser, latent, spec, cond, args) -> list:
         timed(counting, "sampling", rows, lambda: reference_guided_sample(
             counting, result.latent, inversion, cond, result.index, policy))
         return rows, result
-    layers = range(max(0, denoiser.self_attention_count - 2), denoiser.self_attention_count)  # tiny UNet's decoder
+    # the methods' layers 10–15 (SD 1.5's decoder); the tiny UNet's decoder has only its last two
+    layers = range(max(0, denoiser.self_attention_count - 2), denoiser.self_attention_count) if tiny else range(10, 16)
     policy = MutualSelfAttention(schedule.timesteps, first_step=result.index, layers=layers)
     timed(counting, "sampling", rows, lambda: mutual_attention_sample(
         counting, result.reference_latent, result.latent, cond, schedule, result.index, policy))
@@ -111,9 +130,15 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=128, help="image side in pixels (latent = size / 8)")
     parser.add_argument("--lora-steps", type=int, default=0, help="override the method's LoRA steps (0: 80 / 70)")
     parser.add_argument("--methods", nargs="+", default=["DragDiffusion", "GoodDrag", "EasyDrag"])
+    parser.add_argument("--model", choices=["tiny", "sd15"], default="tiny",
+                        help="tiny: one decoder stage, fp32, CPU; sd15: SD 1.5's full UNet in fp16 on the GPU")
     args = parser.parse_args()
 
-    import_comfy()
+    gpu = args.model == "sd15"
+    if gpu and not torch.cuda.is_available():
+        print("methods.py: --model sd15 needs a CUDA device", file=sys.stderr)
+        return 2
+    import_comfy(cpu=not gpu)
     import comfy.sd
 
     from dragkit.core.drag import DragSpec
@@ -121,22 +146,29 @@ def main() -> int:
 
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as folder:
-        path = write_tiny_checkpoint(Path(folder) / "tiny_sd15.safetensors")
+        path = Path(folder) / "sd15_shaped.safetensors"
+        if gpu:
+            write_tiny_checkpoint(path, seed=3, unet=SD15_UNET, dtype=torch.float16)
+        else:
+            write_tiny_checkpoint(path)
         with torch.inference_mode():
             model, *_ = comfy.sd.load_checkpoint_guess_config(str(path), output_vae=False, output_clip=False)
     denoiser = host.ComfyDenoiser(model, for_gradients=True)
     with host.gradients():
         denoiser.load_for_gradients()
     s = args.size
-    latent = torch.nn.functional.interpolate(torch.randn(1, 4, 4, 4), size=(s // 8, s // 8), mode="bilinear")
+    device = denoiser.device
+    latent = torch.nn.functional.interpolate(torch.randn(1, 4, 4, 4), size=(s // 8, s // 8), mode="bilinear").to(device)
     spec = DragSpec(s, s, ((s * 0.3, s * 0.5),), ((s * 0.6, s * 0.5),))
-    cond = torch.zeros(1, 77, 768)
-    print(f"tiny SD 1.5-shaped checkpoint, {s}×{s} image ({s // 8}×{s // 8} latent), {torch.get_num_threads()} CPU threads")
-    print(f"{'method':<14}{'stage':<11}{'seconds':>9}{'fwd calls':>11}{'fwd rows':>10}{'backward':>10}")
+    cond = torch.zeros(1, 77, 768, device=device)
+    where = torch.cuda.get_device_name() if gpu else f"{torch.get_num_threads()} CPU threads"
+    print(f"{args.model} SD 1.5-shaped checkpoint ({denoiser.dtype}), {s}×{s} image ({s // 8}×{s // 8} latent), {where}")
+    memory = "peak GiB" if gpu else "peak RSS GiB"
+    print(f"{'method':<14}{'stage':<11}{'seconds':>9}{'fwd calls':>11}{'fwd rows':>10}{'backward':>10}{memory:>14}")
     for name in args.methods:
         rows, result = run_method(name, denoiser, latent, spec, cond, args)
-        for stage, seconds, calls, batch_rows, backward in rows:
-            print(f"{name:<14}{stage:<11}{seconds:>9.2f}{calls:>11}{batch_rows:>10}{backward:>10}")
+        for stage, seconds, calls, batch_rows, backward, peak in rows:
+            print(f"{name:<14}{stage:<11}{seconds:>9.2f}{calls:>11}{batch_rows:>10}{backward:>10}{peak:>14.2f}")
         print(f"{name:<14}{'total':<11}{sum(r[1] for r in rows):>9.2f}   stop: {result.stop_reason}, "
               f"{len(result.losses)} gradient steps")
     return 0

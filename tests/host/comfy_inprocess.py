@@ -15,14 +15,15 @@ def comfyui_path() -> Path:
     return Path(path)
 
 
-def import_comfy():
-    """Put ComfyUI on sys.path and force CPU before any comfy module picks a device."""
+def import_comfy(cpu: bool = True):
+    """Put ComfyUI on sys.path and (by default) force CPU before any comfy module picks a device."""
     root = str(comfyui_path())
     if root not in sys.path:
         sys.path.insert(0, root)
     import comfy.cli_args
 
-    comfy.cli_args.args.cpu = True
+    if "comfy.model_management" not in sys.modules:  # the device is chosen once, when that module is imported
+        comfy.cli_args.args.cpu = cpu
     import comfy.model_management  # noqa: F401  (device selection happens here)
 
     return comfy
