@@ -2,17 +2,22 @@
 
 from comfy_api.v0_0_2 import ComfyExtension, io
 
+from .auto_mask import DragKitAutoMask
 from .drag import DragKitDragDiffusion, DragKitEasyDrag, DragKitGoodDrag
 from .editor import DragKitEditor
 from .inversion import DragKitDDIMInvert
 from .lora import DragKitLoRAFinetune
+from .sam2_loader import DragKitSAM2Loader, register_folder
 from .sampler import DragKitMutualAttentionSampler, DragKitReferenceGuidedSampler
 
 
 class DragKitExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        register_folder()  # models/sam2, before the loader lists it
         return [
             DragKitEditor,
+            DragKitSAM2Loader,
+            DragKitAutoMask,
             DragKitLoRAFinetune,
             DragKitDDIMInvert,
             DragKitDragDiffusion,

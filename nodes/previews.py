@@ -42,3 +42,10 @@ def drag_points(background: Image.Image, handles, targets, originals) -> Image.I
             x, y = point
             draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=colour)
     return image
+
+
+def masked_picture(picture: Image.Image, mask: np.ndarray) -> Image.Image:
+    """The picture as it is inside the mask and darkened to a third outside it."""
+    pixels = np.asarray(picture.convert("RGB"), dtype=np.float32)
+    pixels = np.where(mask[..., None], pixels, pixels / 3)
+    return Image.fromarray(pixels.round().astype(np.uint8))

@@ -89,6 +89,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$reqs_hash" ]; then
   # torch/torchvision are pinned above; torchaudio is optional for 0.3.75 (audio nodes only).
   grep -viE '^(torch|torchvision|torchaudio)([<>=!~ ]|$)' "$comfy/requirements.txt" >"$cache/comfyui-requirements.txt"
   # 0.3.75 imports requests without listing it.
+  # sam2 is an sdist: built against the torch already here, without its optional CUDA extension
+  pip_q setuptools wheel
+  SAM2_BUILD_CUDA=0 pip_q --no-build-isolation "$(grep -E '^sam2([<>=!~ ]|$)' "$here/requirements.txt")"
   pip_q -r "$cache/comfyui-requirements.txt" requests -r "$here/requirements.txt" -r "$here/tests/requirements.txt"
   if [ -n "$current_reqs" ]; then
     # One environment serves both; the frontend, templates and docs packages differ, and the

@@ -122,6 +122,12 @@ class DragKitTestEditReport:
         report = {"handles": [list(h) for h in result.handles], "start": [list(h) for h in edit.spec.handles],
                   "targets": [list(t) for t in edit.spec.targets], "steps": len(result.losses),
                   "stop": result.stop_reason, "finite": bool(torch.isfinite(result.latent).all())}
+        if edit.spec.mask is not None:  # how much the drag moved the latent inside and outside the editable mask
+            change = (result.latent - result.reference_latent).abs().mean(dim=1)[0].float().cpu()
+            mask = torch.from_numpy(edit.spec.mask).float()[None, None]
+            inside = torch.nn.functional.interpolate(mask, size=change.shape, mode="area")[0, 0] > 0.5
+            report["change_inside"] = float(change[inside].mean()) if inside.any() else None
+            report["change_outside"] = float(change[~inside].mean()) if (~inside).any() else None
         return {"ui": {"edit": [report]}}
 
 

@@ -1,0 +1,118 @@
+"""DragKit SAM2 Loader: a SAM 2 model from ComfyUI's `models/sam2/` folder, under ComfyUI's memory
+management (a ModelPatcher, so ComfyUI can offload and evict it like any other model)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import comfy.model_management as model_management
+import comfy.model_patcher
+import folder_paths
+import torch
+from comfy_api.v0_0_2 import io
+
+from ..core import sam2_model
+from .checks import CheckedNode, InputError, checked
+
+SAM2_FOLDER = "sam2"
+SAM2_EXTENSIONS = {".safetensors", ".pt", ".pth"}
+NO_FILE = "(no SAM 2 file found)"
+EXPECTED_FILES = ("sam2.1_hiera_base_plus.pt", "sam2.1_hiera_large.pt", "sam2_hiera_base_plus.pt (AdaptiveDrag's)",
+                  "or a .safetensors conversion such as sam2.1_hiera_base_plus.safetensors")
+PRECISIONS = {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+Sam2ModelType = io.Custom("DRAGKIT_SAM2_MODEL")
+
+
+def register_folder() -> None:
+    """`models/sam2` as a ComfyUI model folder (the one other SAM 2 packs use); folders that
+    extra_model_paths.yaml gives under `sam2` stay listed after it."""
+    folder_paths.add_model_folder_path(SAM2_FOLDER, os.path.join(folder_paths.models_dir, SAM2_FOLDER), is_default=True)
+    folder_paths.folder_names_and_paths[SAM2_FOLDER][1].update(SAM2_EXTENSIONS)
+
+
+def sam2_files() -> list[str]:
+    return folder_paths.get_filename_list(SAM2_FOLDER)
+
+
+def missing_file_message() -> str:
+    folders = ", ".join(folder_paths.get_folder_paths(SAM2_FOLDER))
+    return (f"sam2_name: no SAM 2 weights file in {folders}. Put one there (DragKit downloads nothing): "
+            f"{', '.join(EXPECTED_FILES)}; then refresh the page (R)")
+
+
+class Sam2Holder(torch.nn.Module):
+    """SAM 2 inside a plain module: ModelPatcher records the device on the model it manages, and
+    SAM 2's own `device` is a read-only property."""
+
+    def __init__(self, sam: torch.nn.Module) -> None:
+        super().__init__()
+        self.sam = sam
+
+
+@dataclass(frozen=True, eq=False)
+class Sam2Model:
+    """The DRAGKIT_SAM2_MODEL value: the model under a ModelPatcher, what it is, and its compute dtype."""
+
+    patcher: object
+    variant: sam2_model.Sam2Variant
+    dtype: torch.dtype
+
+    def load(self) -> torch.nn.Module:
+        """The model on ComfyUI's compute device (ComfyUI frees room for it first)."""
+        model_management.load_models_gpu([self.patcher])
+        return self.patcher.model.sam
+
+
+def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
+    chosen = PRECISIONS[precision]
+    if chosen is not None:
+        return chosen
+    # auto: bf16 autocast where the device has fast bf16 (as Meta runs SAM 2), else float32
+    return torch.bfloat16 if device.type == "cuda" and model_management.should_use_bf16(device) else torch.float32
+
+
+class DragKitSAM2Loader(CheckedNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DragKitSAM2Loader",
+            display_name="DragKit SAM2 Loader",
+            category="DragKit/loaders",
+            description=(
+                "Loads SAM 2 (tiny, small, base+ or large; SAM 2.0 or 2.1, told apart from the weights) from "
+                "models/sam2 for DragKit Auto Mask. Meta's .pt files are read without running any code in them; "
+                "converted .safetensors files work too. Needs the sam2 package (see the README)."
+            ),
+            inputs=[
+                io.Combo.Input("sam2_name", options=sam2_files() or [NO_FILE],
+                               tooltip="A file in models/sam2 (AdaptiveDrag used SAM 2.0 Hiera base+)."),
+                io.Combo.Input("precision", options=list(PRECISIONS), default="auto",
+                               tooltip="Computation precision; the weights stay float32. auto: bf16 on GPUs that "
+                                       "support it, else fp32."),
+            ],
+            outputs=[Sam2ModelType.Output(display_name="sam2_model")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, sam2_name, precision) -> bool | str:
+        if sam2_name == NO_FILE or (sam2_name is not None and sam2_name not in sam2_files()):
+            return missing_file_message() if not sam2_files() else f"sam2_name: {sam2_name!r} is not in models/sam2"
+        return cls.refusal(precision=precision)
+
+    @classmethod
+    @checked
+    def execute(cls, sam2_name: str, precision: str) -> io.NodeOutput:
+        path = folder_paths.get_full_path(SAM2_FOLDER, sam2_name) if sam2_name != NO_FILE else None
+        if path is None:
+            raise InputError(missing_file_message())
+        try:
+            model, variant = sam2_model.build_model(sam2_model.read_weights(Path(path)))
+        except sam2_model.Sam2Error as exc:
+            raise InputError(f"sam2_name: {exc}") from None
+        device = model_management.get_torch_device()
+        patcher_class = getattr(comfy.model_patcher, "CoreModelPatcher", comfy.model_patcher.ModelPatcher)
+        patcher = patcher_class(Sam2Holder(model), load_device=device, offload_device=model_management.unet_offload_device())
+        return io.NodeOutput(Sam2Model(patcher, variant, compute_dtype(precision, device)))
