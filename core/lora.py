@@ -23,7 +23,7 @@ from .denoiser import Denoiser
 LORA_TARGETS = r".*\.attn[12]\.(to_q|to_k|to_v|to_out\.0)"
 
 # LoRA steps per method (dragdiffusion.md §3.2: 80; gooddrag.md §3.2: 70).
-LORA_STEPS = {"DragDiffusion": 80, "GoodDrag": 70}
+LORA_STEPS = {"DragDiffusion": 80, "GoodDrag": 70, "AdaptiveDrag": 80}  # AdaptiveDrag trains as DragDiffusion (§2)
 
 
 @dataclass(frozen=True)

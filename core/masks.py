@@ -153,6 +153,31 @@ def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
 
 
 MASK_MODES = ("slic", "sam2", "adaptivedrag")
+BACKGROUND_MODES = ("official", "paper", "union")
+
+
+def adaptive_segments(image: np.ndarray, automatic_masks: Sequence[np.ndarray] | None,
+                      superpixels: int = SLIC_SEGMENTS) -> np.ndarray:
+    """AdaptiveDrag's super-pixels: SLIC on SAM 2's automatic masks as a colour map, or on the
+    picture itself when there is no SAM 2 (`None`; the paper's Fig. 3(b) shows this is worse)."""
+    height, width = image.shape[:2]
+    picture = image if automatic_masks is None else colour_map(automatic_masks, height, width)
+    return slic_segments(picture, superpixels)
+
+
+def background_mask(segments: np.ndarray, automatic_masks: Sequence[np.ndarray] | None, handles: Sequence[Point],
+                    targets: Sequence[Point], mode: str = "official", official_line: bool = False) -> np.ndarray:
+    """The mask of AdaptiveDrag's background term (§4.4): `official` the SAM 2 handle mask, or the
+    line mask when that is empty or there is no SAM 2; `paper` the line mask; `union` both."""
+    line = line_mask(segments, handles, targets, official=official_line)
+    if mode == "paper" or automatic_masks is None:
+        return line
+    sam = handle_object_mask(automatic_masks, handles, targets, *segments.shape)
+    if mode == "union":
+        return line | sam
+    if mode != "official":
+        raise ValueError(f"mask mode: {mode!r} is not one of {', '.join(BACKGROUND_MODES)}")
+    return sam if sam.any() else line
 
 
 def drag_mask(image: np.ndarray, handles: Sequence[Point], targets: Sequence[Point], mode: str, *,
@@ -174,20 +199,18 @@ def drag_mask(image: np.ndarray, handles: Sequence[Point], targets: Sequence[Poi
             mask |= object_mask
         if include_path:
             mask = sweep(mask, handles, targets)
-    elif mode in ("slic", "adaptivedrag"):
-        picture = image if mode == "slic" else colour_map(automatic_masks, height, width)
-        segments = slic_segments(picture, superpixels)
-        path = line_mask(segments, handles, targets, official=official_line)
-        if mode == "slic":
-            mask = np.zeros((height, width), dtype=bool)
-            for handle in handles:
-                mask |= segment_at(segments, handle)
-        else:
-            mask = handle_object_mask(automatic_masks, handles, targets, height, width)
-            if not mask.any():
-                mask = path
+    elif mode == "slic":
+        segments = slic_segments(image, superpixels)
+        mask = np.zeros((height, width), dtype=bool)
+        for handle in handles:
+            mask |= segment_at(segments, handle)
         if include_path:
-            mask |= path
+            mask |= line_mask(segments, handles, targets, official=official_line)
+    elif mode == "adaptivedrag":
+        segments = adaptive_segments(image, automatic_masks, superpixels)
+        mask = background_mask(segments, automatic_masks, handles, targets, "official", official_line)
+        if include_path:
+            mask |= line_mask(segments, handles, targets, official=official_line)
     else:
         raise ValueError(f"mode: {mode!r} is not one of {', '.join(MASK_MODES)}")
     return dilate(mask, dilation)

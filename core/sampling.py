@@ -1,9 +1,12 @@
-"""The denoising loops: plain DDIM, DDIM of [reference, edited] under mutual self-attention, and
-EasyDrag's reference-guided DDIM."""
+"""The denoising loops: plain DDIM, DDIM of [reference, edited] under mutual self-attention (with
+AdaptiveDrag's correspondence loss, optionally), and EasyDrag's reference-guided DDIM."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import torch
+import torch.nn.functional as F
 
 from .attention import MutualSelfAttention
 from .denoiser import AttentionHook, Denoiser
@@ -19,10 +22,12 @@ def sample(
     start_index: int,
     on_step: StepCallback | None = None,
     hook: AttentionHook | None = None,
+    after_step: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Deterministic DDIM (η = 0, no CFG) from level timesteps[start_index] to the clean latent.
 
-    `hook`, when given, handles every self-attention of every UNet call."""
+    `hook`, when given, handles every self-attention of every UNet call; `after_step` may change
+    each step's result (it runs with gradients allowed)."""
     if not 0 <= start_index < len(schedule.timesteps):
         raise ValueError(f"start_index must be in [0, {len(schedule.timesteps)}), got {start_index}")
     timesteps = schedule.timesteps[start_index:]
@@ -30,6 +35,9 @@ def sample(
     with torch.no_grad(), denoiser.attention_hook(hook):
         for done, t in enumerate(timesteps, start=1):
             x = schedule.step(x, denoiser.predict(x, t, cond).eps, t)
+            if after_step is not None:
+                with torch.enable_grad():
+                    x = after_step(x)
             if on_step is not None:
                 on_step(done, len(timesteps))
     return x
@@ -44,8 +52,11 @@ def mutual_attention_sample(
     start_index: int,
     policy: MutualSelfAttention,
     on_step: StepCallback | None = None,
+    correspondence: CorrespondenceLoss | None = None,
 ) -> torch.Tensor:
     """The edited latent [1, 4, h, w] at level timesteps[start_index], denoised to x_0 beside its reference.
+
+    With `correspondence`, every step's edited row then takes one step of that loss (AdaptiveDrag).
 
     The reference is the inverted, unedited latent, denoised again with the same model rather than
     read from the stored trajectory (dragdiffusion.md §3.8). Both go through the UNet as the batch
@@ -58,8 +69,64 @@ def mutual_attention_sample(
             f"{tuple(reference_latent.shape)} and {tuple(edited_latent.shape)}"
         )
     batch = torch.cat([reference_latent, edited_latent])
-    denoised = sample(denoiser, batch, cond, schedule, start_index, on_step, hook=policy)
+    after_step = None if correspondence is None else correspondence.correct
+    denoised = sample(denoiser, batch, cond, schedule, start_index, on_step, hook=policy, after_step=after_step)
     return denoised[1:]
+
+
+CORRESPONDENCE_MODES = ("sce", "mse")
+LatentPoint = tuple[int, int]  # (row, col) on the latent
+
+
+class CorrespondenceLoss:
+    """AdaptiveDrag's CLoss as the specification makes it work (adaptivedrag.md §6.4): after each
+    sampling step, for each pair, the patch of the unedited latent z_src around the ORIGINAL handle
+    and the patch of the edited branch around the target, as tokens of latent channels, aligned by
+    offset (both windows clipped to the latent, to the offsets inside both). `sce`: the symmetric
+    cross-entropy of their cosine similarities over `temperature` (the paper, CLIP-style); `mse`:
+    100 · MSE (the code's formula, which in the code never reaches the latent). The edited row then
+    takes one Adam step from fresh state, x ← x − lr · g / (|g| + 1e-8): only the target patches
+    move, each entry by at most lr; the reference row is never changed. `losses` records each
+    step's value before its update."""
+
+    def __init__(self, source: torch.Tensor, handles: Sequence[LatentPoint], targets: Sequence[LatentPoint],
+                 mode: str = "sce", radius: int = 5, temperature: float = 0.07, learning_rate: float = 0.01) -> None:
+        if mode not in CORRESPONDENCE_MODES:
+            raise ValueError(f"mode: {mode!r} is not one of {', '.join(CORRESPONDENCE_MODES)}")
+        self.source, self.handles, self.targets = source, tuple(handles), tuple(targets)
+        self.mode, self.radius, self.temperature, self.learning_rate = mode, radius, temperature, learning_rate
+        self.losses: list[float] = []
+
+    def patches(self, edited: torch.Tensor, handle: LatentPoint, target: LatentPoint) -> tuple[torch.Tensor, torch.Tensor]:
+        """[tokens, channels] of z_src around the handle and of `edited` around the target."""
+        height, width = edited.shape[-2:]
+        (hr, hc), (tr, tc), r = handle, target, self.radius
+        top, bottom = max(-r, -hr, -tr), min(r, height - 1 - hr, height - 1 - tr)
+        left, right = max(-r, -hc, -tc), min(r, width - 1 - hc, width - 1 - tc)
+        source = self.source[0, :, hr + top:hr + bottom + 1, hc + left:hc + right + 1].detach().clone().float()
+        moved = edited[0, :, tr + top:tr + bottom + 1, tc + left:tc + right + 1]
+        return source.flatten(1).T, moved.flatten(1).T
+
+    def loss(self, edited: torch.Tensor) -> torch.Tensor:
+        total = edited.new_zeros((), dtype=torch.float32)
+        for handle, target in zip(self.handles, self.targets):
+            a, b = self.patches(edited, handle, target)
+            if self.mode == "mse":
+                total = total + 100 * F.mse_loss(b.float(), a)
+                continue
+            logits = F.normalize(a, dim=1) @ F.normalize(b.float(), dim=1).T / self.temperature
+            labels = torch.arange(len(a), device=a.device)
+            total = total + 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
+        return total
+
+    def correct(self, batch: torch.Tensor) -> torch.Tensor:
+        """[reference, edited] after a step → the same with the edited row moved down the loss."""
+        edited = batch[1:].detach().clone().float().requires_grad_(True)
+        loss = self.loss(edited)
+        (gradient,) = torch.autograd.grad(loss, edited)
+        self.losses.append(float(loss.detach()))
+        stepped = edited.detach() - self.learning_rate * gradient / (gradient.abs() + 1e-8)
+        return torch.cat([batch[:1], stepped.to(batch.dtype)])
 
 
 def reference_guided_sample(

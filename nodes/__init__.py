@@ -3,12 +3,12 @@
 from comfy_api.v0_0_2 import ComfyExtension, io
 
 from .auto_mask import DragKitAutoMask
-from .drag import DragKitDragDiffusion, DragKitEasyDrag, DragKitGoodDrag
+from .drag import DragKitAdaptiveDrag, DragKitDragDiffusion, DragKitEasyDrag, DragKitGoodDrag
 from .editor import DragKitEditor
 from .inversion import DragKitDDIMInvert
 from .lora import DragKitLoRAFinetune
 from .sam2_loader import DragKitSAM2Loader, register_folder
-from .sampler import DragKitMutualAttentionSampler, DragKitReferenceGuidedSampler
+from .sampler import DragKitCLossSampler, DragKitMutualAttentionSampler, DragKitReferenceGuidedSampler
 
 
 class DragKitExtension(ComfyExtension):
@@ -23,6 +23,8 @@ class DragKitExtension(ComfyExtension):
             DragKitDragDiffusion,
             DragKitGoodDrag,
             DragKitEasyDrag,
+            DragKitAdaptiveDrag,
             DragKitMutualAttentionSampler,
             DragKitReferenceGuidedSampler,
+            DragKitCLossSampler,
         ]

@@ -68,14 +68,10 @@ class DragKitAutoMask(CheckedNode):
     @checked
     def execute(cls, image, drag, mode, include_path, dilation, superpixels, points_per_side, official_line_search,
                 painted_mask, sam2_model=None) -> io.NodeOutput:
-        image = single_item(image, "image")
-        height, width = image.shape[1], image.shape[2]
-        if (drag.width, drag.height) != (width, height):
-            raise InputError(f"image: it is {width}×{height} but the drag was placed on a {drag.width}×{drag.height} "
-                             "image; connect the image the editor shows")
+        image = drag_image(image, drag)
         if mode != "slic" and sam2_model is None:
             raise InputError(f"sam2_model: mode {mode} needs SAM 2; connect a DragKit SAM2 Loader, or choose mode slic")
-        picture = (image[0, :, :, :3].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+        picture = picture_of(image)
         segments = _segment_masks(picture, drag, mode, points_per_side, sam2_model)
         editable = masks.drag_mask(picture, drag.handles, drag.targets, mode, include_path=include_path,
                                    superpixels=superpixels, official_line=official_line_search, dilation=dilation,
@@ -90,16 +86,24 @@ class DragKitAutoMask(CheckedNode):
         return io.NodeOutput(drag.with_mask(editable), mask, preview, ui=ui.PreviewImage(preview, cls=cls))
 
 
-def _segment_masks(picture: np.ndarray, drag, mode: str, points_per_side: int, sam2) -> dict:
-    """SAM 2's masks the mode needs, with progress and cancel between decoder batches."""
-    if mode == "slic":
-        return {}
+def drag_image(image: torch.Tensor, drag) -> torch.Tensor:
+    """The one image of the batch, which must be the one the drag was placed on."""
+    image = single_item(image, "image")
+    height, width = image.shape[1], image.shape[2]
+    if (drag.width, drag.height) != (width, height):
+        raise InputError(f"image: it is {width}×{height} but the drag was placed on a {drag.width}×{drag.height} "
+                         "image; connect the image the editor shows")
+    return image
+
+
+def picture_of(image: torch.Tensor) -> np.ndarray:
+    """IMAGE [1, H, W, C] → H × W × 3 uint8."""
+    return (image[0, :, :, :3].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+
+
+def automatic_masks(sam2, picture: np.ndarray, points_per_side: int) -> list[np.ndarray]:
+    """SAM 2's automatic masks, with progress and cancel between its decoder batches."""
     model = sam2.load()
-    if mode == "sam2":
-        progress = host.Progress(1)
-        object_masks = sam2_model.point_masks(model, picture, drag.handles, sam2.dtype)
-        progress.update(1, 1)
-        return {"object_masks": object_masks}
     total = sam2_model.automatic_batches(points_per_side)
     progress, done = host.Progress(total), [0]
 
@@ -107,4 +111,16 @@ def _segment_masks(picture: np.ndarray, drag, mode: str, points_per_side: int, s
         done[0] += 1
         progress.update(done[0], total)
 
-    return {"automatic_masks": sam2_model.automatic_masks(model, picture, points_per_side, sam2.dtype, on_batch)}
+    return sam2_model.automatic_masks(model, picture, points_per_side, sam2.dtype, on_batch)
+
+
+def _segment_masks(picture: np.ndarray, drag, mode: str, points_per_side: int, sam2) -> dict:
+    """SAM 2's masks the mode needs."""
+    if mode == "slic":
+        return {}
+    if mode == "adaptivedrag":
+        return {"automatic_masks": automatic_masks(sam2, picture, points_per_side)}
+    progress = host.Progress(1)
+    object_masks = sam2_model.point_masks(sam2.load(), picture, drag.handles, sam2.dtype)
+    progress.update(1, 1)
+    return {"object_masks": object_masks}

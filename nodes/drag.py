@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import partial
 
 from comfy_api.v0_0_2 import io, ui
 
 from ..core.drag import DragSpec
-from ..core.methods import DragResult, dragdiffusion, easydrag, gooddrag
+from ..core import masks
+from ..core.methods import DragResult, adaptivedrag, dragdiffusion, easydrag, gooddrag
 from . import host
+from .auto_mask import automatic_masks, drag_image, picture_of
 from .checks import CheckedNode, InputError, checked
 from .inversion import DragKitInversion
 from .previews import drag_points, image_tensor
+from .sam2_loader import Sam2ModelType
 from .types import DragType, EditType, InversionType, inversion_conditioning_input
 
 PREVIEW_EVERY = 3  # gradient steps between previews of the moving handles
@@ -220,3 +224,72 @@ class DragKitEasyDrag(CheckedNode):
         settings = replace(base, max_iterations=max_iterations, learning_rate=learning_rate, step=step,
                            snap_distance=snap, mask_weight=mask_weight)
         return run_drag(easydrag.optimise, settings, model, conditioning, inversion, drag)
+
+
+class DragKitAdaptiveDrag(CheckedNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        d = adaptivedrag.AdaptiveDragSettings()
+        return io.Schema(
+            node_id="DragKitAdaptiveDrag",
+            display_name="DragKit Drag (AdaptiveDrag)",
+            category="DragKit",
+            description=(
+                "AdaptiveDrag: super-pixels (SLIC on SAM 2's masks, or on the picture without SAM 2) set each "
+                "handle's radii and confine its motion supervision and tracking to its super-pixel on the side "
+                "facing the target; the step budget grows while handles stall (up to max_budget) and backward "
+                "moves are rejected. Without a mask in the drag, the mask is made the paper's way (mask_mode). "
+                "Invert with the AdaptiveDrag preset; sample with DragKit CLoss Sampler."
+            ),
+            inputs=[
+                *_common_inputs(),
+                io.Image.Input("image", tooltip="The image the drag was placed on: its super-pixels."),
+                Sam2ModelType.Input("sam2_model", optional=True,
+                                    tooltip="SAM 2 for the super-pixels and the mask (the paper's way); without it SLIC "
+                                            "runs on the picture itself, which the paper finds worse."),
+                io.Combo.Input("budget_mode", options=list(adaptivedrag.BUDGET_MODES), default=d.budget_mode,
+                               tooltip="adaptive: the paper's backtracking (grow the budget on stalls, reject backward "
+                                       "moves); official: the released code's fixed initial_budget steps."),
+                io.Int.Input("initial_budget", default=d.initial_budget, min=1, max=5000),
+                io.Int.Input("max_budget", default=d.max_budget, min=1, max=5000,
+                             tooltip="Cap of the adaptive budget (paper: 300; the code's unused max_step: 500)."),
+                io.Float.Input("learning_rate", default=d.learning_rate, min=1e-5, max=1.0, step=0.001),
+                io.Float.Input("mask_weight", default=d.mask_weight, min=0.0, max=100.0, step=0.01,
+                               tooltip="λ: how strongly the region outside the mask is kept."),
+                io.Int.Input("superpixels", default=d.superpixels, min=8, max=5000, tooltip="SLIC's number of segments."),
+                io.Int.Input("points_per_side", default=32, min=2, max=64,
+                             tooltip="SAM 2's automatic point grid (32 × 32 in the paper; fewer is faster)."),
+                io.Combo.Input("mask_mode", options=list(masks.BACKGROUND_MODES), default="official",
+                               tooltip="When the drag has no mask: official = the SAM 2 mask under the handle (the line "
+                                       "search when there is none), paper = the line search, union = both."),
+                io.Int.Input("feature_block", default=d.feature_block, min=0, max=3,
+                             tooltip="Decoder stage up_blocks[i] whose features are supervised."),
+            ],
+            outputs=[EditType.Output(display_name="edit")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, budget_mode, initial_budget, max_budget, learning_rate, mask_weight, mask_mode) -> bool | str:
+        return cls.refusal(budget_mode=budget_mode, initial_budget=initial_budget, max_budget=max_budget,
+                           learning_rate=learning_rate, mask_weight=mask_weight, mask_mode=mask_mode)
+
+    @classmethod
+    def check_values(cls, values: dict) -> None:
+        start, cap = values.get("initial_budget"), values.get("max_budget")
+        if start is not None and cap is not None and cap < start:
+            raise InputError(f"max_budget: {cap} is below initial_budget ({start})")
+
+    @classmethod
+    @checked
+    def execute(cls, model, inversion, drag, image, budget_mode, initial_budget, max_budget, learning_rate, mask_weight,
+                superpixels, points_per_side, mask_mode, feature_block, conditioning=None, sam2_model=None) -> io.NodeOutput:
+        check_edit_inputs(model, inversion, drag)
+        picture = picture_of(drag_image(image, drag))
+        automatic = None if sam2_model is None else automatic_masks(sam2_model, picture, points_per_side)
+        segments = masks.adaptive_segments(picture, automatic, superpixels)
+        if drag.mask is None:
+            drag = drag.with_mask(masks.background_mask(segments, automatic, drag.handles, drag.targets, mask_mode))
+        settings = adaptivedrag.AdaptiveDragSettings(
+            learning_rate=learning_rate, feature_block=feature_block, initial_budget=initial_budget,
+            max_budget=max_budget, budget_mode=budget_mode, mask_weight=mask_weight, superpixels=superpixels)
+        return run_drag(partial(adaptivedrag.optimise, superpixels=segments), settings, model, conditioning, inversion, drag)

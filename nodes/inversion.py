@@ -17,7 +17,9 @@ from .types import InversionType
 
 # Inversion strength per method (dragdiffusion.md §3.3, gooddrag.md §3.3, dragnext.md, adaptivedrag.md UI,
 # easydrag.md §3: the 35th of 50 steps, t = 681).
-STRENGTH_PRESETS = {"GoodDrag / DragNeXt": 0.75, "DragDiffusion": 0.7, "AdaptiveDrag": 0.8, "EasyDrag": 0.7}
+# AdaptiveDrag: 0.7 is the paper's "35th step"; its released UI inverts 0.8 (adaptivedrag.md §3).
+STRENGTH_PRESETS = {"GoodDrag / DragNeXt": 0.75, "DragDiffusion": 0.7, "AdaptiveDrag": 0.7, "AdaptiveDrag (code UI)": 0.8,
+                    "EasyDrag": 0.7}
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,7 +50,7 @@ class DragKitDDIMInvert(CheckedNode):
                 io.Int.Input("steps", default=50, min=1, max=1000, tooltip="DDIM steps of the whole schedule."),
                 io.Combo.Input("preset", options=[*STRENGTH_PRESETS, "custom"], default="GoodDrag / DragNeXt",
                                tooltip="Inversion strength of the method: GoodDrag/DragNeXt 0.75, DragDiffusion and EasyDrag 0.7, "
-                                       "AdaptiveDrag 0.8; 'custom' uses strength."),
+                                       "AdaptiveDrag 0.7 (paper; its code's UI 0.8); 'custom' uses strength."),
                 io.Float.Input("strength", default=0.75, min=0.0, max=1.0, step=0.01,
                                tooltip="Fraction of the schedule to invert, in (0, 1], when preset is 'custom'."),
                 io.Float.Input("guidance", default=1.0, min=0.0, max=30.0, step=0.1,

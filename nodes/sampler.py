@@ -5,7 +5,8 @@ from __future__ import annotations
 from comfy_api.v0_0_2 import io
 
 from ..core.attention import MutualSelfAttention
-from ..core.sampling import mutual_attention_sample, reference_guided_sample
+from ..core.motion import FeatureGrid
+from ..core.sampling import CORRESPONDENCE_MODES, CorrespondenceLoss, mutual_attention_sample, reference_guided_sample
 from . import host
 from .checks import CheckedNode, InputError, checked
 from .drag import check_edit_inputs
@@ -25,15 +26,7 @@ class DragKitMutualAttentionSampler(CheckedNode):
                 "picture. Layers count self-attentions in execution order (SD 1.5: 0–5 encoder, 6 middle, "
                 "7–15 decoder; 10–15 are up_blocks[2] and [3])."
             ),
-            inputs=[
-                io.Model.Input("model", tooltip="The LoRA-finetuned model (the same as the drag's)."),
-                EditType.Input("edit"),
-                io.Int.Input("start_layer", default=10, min=0, max=200, tooltip="First self-attention layer that shares."),
-                io.Int.Input("end_layer", default=15, min=0, max=200, tooltip="Last self-attention layer that shares."),
-                io.Int.Input("start_step", default=0, min=0, max=1000,
-                             tooltip="Denoising step (0 = the first this sampler runs) from which the layers share."),
-                inversion_conditioning_input(),
-            ],
+            inputs=[*mutual_attention_inputs(), inversion_conditioning_input()],
             outputs=[io.Latent.Output(display_name="latent", tooltip="The edited latent, for VAEDecode.")],
         )
 
@@ -43,22 +36,103 @@ class DragKitMutualAttentionSampler(CheckedNode):
 
     @classmethod
     def check_values(cls, values: dict) -> None:
-        start, end = values.get("start_layer"), values.get("end_layer")
-        if start is not None and end is not None and end < start:
-            raise InputError(f"end_layer: {end} is before start_layer ({start})")
+        check_layer_range(values)
 
     @classmethod
     @checked
     def execute(cls, model, edit, start_layer, end_layer, start_step, conditioning=None) -> io.NodeOutput:
-        denoiser, cond = prepare_sampling(model, edit, conditioning)
-        if start_layer >= denoiser.self_attention_count:
-            raise ValueError(f"start_layer: this model has {denoiser.self_attention_count} self-attention layers "
-                             f"(0–{denoiser.self_attention_count - 1}); {start_layer} does not exist")
-        schedule, result = edit.inversion.inversion.schedule, edit.result
-        policy = MutualSelfAttention(schedule.timesteps, first_step=result.index + start_step,
-                                     layers=range(start_layer, end_layer + 1))
-        return run_sampling(denoiser, edit, lambda on_step: mutual_attention_sample(
-            denoiser, result.reference_latent, result.latent, cond, schedule, result.index, policy, on_step=on_step))
+        return sample_with_mutual_attention(model, edit, start_layer, end_layer, start_step, conditioning)
+
+
+def sample_with_mutual_attention(model, edit, start_layer, end_layer, start_step, conditioning,
+                                 correspondence: CorrespondenceLoss | None = None) -> io.NodeOutput:
+    denoiser, cond = prepare_sampling(model, edit, conditioning)
+    if start_layer >= denoiser.self_attention_count:
+        raise ValueError(f"start_layer: this model has {denoiser.self_attention_count} self-attention layers "
+                         f"(0–{denoiser.self_attention_count - 1}); {start_layer} does not exist")
+    schedule, result = edit.inversion.inversion.schedule, edit.result
+    policy = MutualSelfAttention(schedule.timesteps, first_step=result.index + start_step,
+                                 layers=range(start_layer, end_layer + 1))
+    return run_sampling(denoiser, edit, lambda on_step: mutual_attention_sample(
+        denoiser, result.reference_latent, result.latent, cond, schedule, result.index, policy, on_step=on_step,
+        correspondence=correspondence))
+
+
+def mutual_attention_inputs() -> list:
+    return [
+        io.Model.Input("model", tooltip="The LoRA-finetuned model (the same as the drag's)."),
+        EditType.Input("edit"),
+        io.Int.Input("start_layer", default=10, min=0, max=200, tooltip="First self-attention layer that shares."),
+        io.Int.Input("end_layer", default=15, min=0, max=200, tooltip="Last self-attention layer that shares."),
+        io.Int.Input("start_step", default=0, min=0, max=1000,
+                     tooltip="Denoising step (0 = the first this sampler runs) from which the layers share."),
+    ]
+
+
+def check_layer_range(values: dict) -> None:
+    start, end = values.get("start_layer"), values.get("end_layer")
+    if start is not None and end is not None and end < start:
+        raise InputError(f"end_layer: {end} is before start_layer ({start})")
+
+
+class DragKitCLossSampler(CheckedNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DragKitCLossSampler",
+            display_name="DragKit CLoss Sampler",
+            category="DragKit",
+            description=(
+                "AdaptiveDrag's correspondence sampling: the Mutual-Attention Sampler, and after every step the "
+                "edited latent's patch around each TARGET is pulled toward the unedited latent's patch around the "
+                "ORIGINAL handle (one Adam step of the loss, at most learning_rate per entry). sce: the paper's "
+                "symmetric cross-entropy of cosine similarities; mse: 100·MSE, the released code's formula (whose "
+                "update never reaches the latent there, so 'off' reproduces the code). Works after any drag node."
+            ),
+            inputs=[
+                *mutual_attention_inputs(),
+                io.Combo.Input("closs", options=[*CORRESPONDENCE_MODES, "off"], default="sce"),
+                io.Float.Input("learning_rate", default=0.01, min=0.0, max=1.0, step=0.001,
+                               tooltip="Adam's step on the edited latent per sampling step."),
+                io.Float.Input("temperature", default=0.07, min=0.001, max=10.0, step=0.001,
+                               tooltip="τ of the cosine logits (CLIP's initial value)."),
+                io.Int.Input("patch_radius", default=5, min=0, max=32, tooltip="Latent pixels: 11 × 11 patches."),
+                inversion_conditioning_input(),
+            ],
+            outputs=[io.Latent.Output(display_name="latent", tooltip="The edited latent, for VAEDecode.")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, start_layer, end_layer, closs, learning_rate, temperature) -> bool | str:
+        return cls.refusal(start_layer=start_layer, end_layer=end_layer, closs=closs, learning_rate=learning_rate,
+                           temperature=temperature)
+
+    @classmethod
+    def check_values(cls, values: dict) -> None:
+        check_layer_range(values)
+
+    @classmethod
+    @checked
+    def execute(cls, model, edit, start_layer, end_layer, start_step, closs, learning_rate, temperature, patch_radius,
+                conditioning=None) -> io.NodeOutput:
+        correspondence = None
+        if closs != "off":
+            inversion, spec = edit.inversion.inversion, edit.spec
+            height, width = inversion.latent.shape[-2:]
+            # the code's geometry: points at half the image size, then // 4 to the latent
+            grid = FeatureGrid.scaled(spec.width, spec.height, 0.5)
+            cells = [[(min(int(r) // 4, height - 1), min(int(c) // 4, width - 1)) for r, c in grid.to_grid(points).tolist()]
+                     for points in (spec.handles, spec.targets)]
+            correspondence = CorrespondenceLoss(inversion.latent, *cells, mode=closs, radius=patch_radius,
+                                                temperature=temperature, learning_rate=learning_rate)
+        with host.gradients():  # each correction takes a gradient of the loss (never through the UNet)
+            output = sample_with_mutual_attention(model, edit, start_layer, end_layer, start_step, conditioning,
+                                                  correspondence)
+        if correspondence is None or not correspondence.losses:
+            return output
+        losses = correspondence.losses
+        summary = f"CLoss ({closs}) over {len(losses)} steps: {losses[0]:.4f} → {losses[-1]:.4f}"
+        return io.NodeOutput(*output.args, ui={"text": [summary]})
 
 
 def prepare_sampling(model, edit, conditioning):

@@ -64,6 +64,9 @@ def default_pipeline(method: str, lora_preset: str | None, invert_preset: str, p
         "decode": {"class_type": "VAEDecode", "inputs": {"samples": ["sampler", 0], "vae": ["ckpt", 2]}},
         "save": {"class_type": "SaveImage", "inputs": {"images": ["decode", 0], "filename_prefix": "dragkit_structure"}},
     })
+    if method == "DragKitAdaptiveDrag":  # the picture for its super-pixels, and the CLoss sampler
+        graph["drag"]["inputs"]["image"] = ["load", 0]
+        graph["sampler"] = {"class_type": "DragKitCLossSampler", "inputs": {"model": ["lora", 0], "edit": ["drag", 0]}}
     if lora_preset is None:  # EasyDrag: the checkpoint's own MODEL, and its sampler
         del graph["lora"]
         for node in ("invert", "drag"):
@@ -88,11 +91,14 @@ def with_defaults(graph: dict, node: str, object_info: dict) -> None:
     ("DragKitGoodDrag", "GoodDrag", "GoodDrag / DragNeXt", True),
     ("DragKitEasyDrag", None, "EasyDrag", False),  # no LoRA, no mask: the auto mask
     ("DragKitEasyDrag", None, "EasyDrag", True),
+    ("DragKitAdaptiveDrag", "AdaptiveDrag", "AdaptiveDrag", False),  # no mask: the paper's auto mask
 ])
 def test_default_settings_run_end_to_end_and_move_the_handles(client, structure_inputs, method, lora_preset, invert_preset,
                                                               painted):
     graph = default_pipeline(method, lora_preset, invert_preset, painted)
-    with_defaults(graph, "drag", client.object_info())
+    info = client.object_info()
+    with_defaults(graph, "drag", info)
+    with_defaults(graph, "sampler", info)
     run = client.run(graph, timeout=1500)
     assert run.status == "success", run.describe()
     (report,) = run.outputs["report"]["edit"]
@@ -103,12 +109,25 @@ def test_default_settings_run_end_to_end_and_move_the_handles(client, structure_
     (saved,) = run.outputs["save"]["images"]
     picture = np.asarray(Image.open(structure_inputs / "output" / saved["subfolder"] / saved["filename"]))
     assert picture.shape == (HEIGHT, WIDTH, 3)
+    if method == "DragKitAdaptiveDrag":  # the CLoss sampler reports its loss, which falls
+        (summary,) = run.outputs["sampler"]["text"]
+        first, last = (float(v) for v in summary.rsplit(":", 1)[1].split("→"))
+        assert last < first, summary
 
 
-def test_easydrag_cancels_promptly_and_leaves_the_model_as_it_was(client, structure_inputs):
-    graph = default_pipeline("DragKitEasyDrag", None, "EasyDrag", painted=False)
-    with_defaults(graph, "drag", client.object_info())
-    graph["drag"]["inputs"]["max_iterations"] = 1000
+@pytest.mark.parametrize("method, lora_preset, invert_preset, budget", [
+    ("DragKitEasyDrag", None, "EasyDrag", {"max_iterations": 1000}),
+    ("DragKitAdaptiveDrag", "custom", "AdaptiveDrag", {"initial_budget": 1000, "max_budget": 1000}),
+])
+def test_a_drag_cancels_promptly_and_leaves_the_model_as_it_was(client, structure_inputs, method, lora_preset,
+                                                                invert_preset, budget):
+    graph = default_pipeline(method, lora_preset, invert_preset, painted=False)
+    info = client.object_info()
+    with_defaults(graph, "drag", info)
+    with_defaults(graph, "sampler", info)
+    graph["drag"]["inputs"].update(budget)
+    if "lora" in graph:
+        graph["lora"]["inputs"]["steps"] = 2  # cancel is about the drag: a short LoRA
     probe = {"sample": {"class_type": "KSampler", "inputs": {
         "model": ["ckpt", 0], "seed": 5, "steps": 2, "cfg": 1.0, "sampler_name": "euler", "scheduler": "normal",
         "positive": ["cond", 0], "negative": ["cond", 0], "latent_image": ["empty", 0], "denoise": 1.0}},
