@@ -34,6 +34,8 @@ def drag_graph(method="DragKitDragDiffusion", spec=None, image_size=(64, 64), dr
         "DragKitDragDiffusion": {"loss_scale": "code", "max_iterations": 2, "patch_radius": 1, "track_radius": 3,
                                  "feature_block": 0},
         "DragKitEasyDrag": {"mode": "code", "max_iterations": 2, "step": 12.0},
+        "DragKitAdaptiveDrag": {"image": ["image", 0], "budget_mode": "adaptive", "initial_budget": 2, "max_budget": 3,
+                                "superpixels": 50, "points_per_side": 4, "mask_mode": "official", "feature_block": 0},
     }[method]
     graph["drag"] = {"class_type": method, "inputs": {
         "model": list(drag_model), "inversion": ["invert", 0], "drag": ["editor", 0], "learning_rate": 0.01,
@@ -82,6 +84,59 @@ BAD_WIDGETS = {
     "guidance nan": (invert_graph(guidance=NAN), "invert", "guidance", "finite"),
 }
 BAD_WIDGETS["start_layer"][0]["sampler"]["inputs"]["start_layer"] = -5
+
+
+def closs_graph(**sampler_inputs) -> dict:
+    graph = drag_graph("DragKitAdaptiveDrag")
+    graph["sampler"] = {"class_type": "DragKitCLossSampler", "inputs": {
+        "model": ["ckpt", 0], "edit": ["drag", 0], "start_layer": 2, "end_layer": 3, "start_step": 0, "closs": "sce",
+        "learning_rate": 0.01, "temperature": 0.07, "patch_radius": 5, **sampler_inputs}}
+    return graph
+
+
+def auto_mask_graph(**inputs) -> dict:
+    graph = editor_graph(editor_spec(), size=64)
+    graph["auto"] = {"class_type": "DragKitAutoMask", "inputs": {
+        "image": ["image", 0], "drag": ["editor", 0], "mode": "slic", "include_path": True, "dilation": 0,
+        "superpixels": 50, "points_per_side": 4, "official_line_search": False, "painted_mask": "replace", **inputs}}
+    graph["maskimg"]["inputs"]["mask"] = ["auto", 1]
+    return graph
+
+
+BAD_WIDGETS.update({
+    "adaptivedrag budget_mode": (drag_graph("DragKitAdaptiveDrag", budget_mode="fast"), "drag", "budget_mode",
+                                 "'fast' is not one of"),
+    "adaptivedrag budget cap": (drag_graph("DragKitAdaptiveDrag", initial_budget=10, max_budget=5), "drag", "max_budget",
+                                "below initial_budget"),
+    "adaptivedrag mask_mode": (drag_graph("DragKitAdaptiveDrag", mask_mode="user"), "drag", "mask_mode",
+                               "'user' is not one of"),
+    "closs mode": (closs_graph(closs="official_noop"), "sampler", "closs", "'official_noop' is not one of"),
+    "closs temperature nan": (closs_graph(temperature=NAN), "sampler", "temperature", "finite"),
+    "auto mask mode": (auto_mask_graph(mode="grabcut"), "auto", "mode", "'grabcut' is not one of"),
+})
+
+
+def test_adaptivedrag_and_the_closs_sampler_run_on_the_tiny_checkpoint_and_the_loss_falls(client):
+    run = client.run(closs_graph())
+    assert run.status == "success", run.describe()
+    assert run.outputs["digest"]["finite"] == [True]
+    (summary,) = run.outputs["sampler"]["text"]
+    first, last = (float(v) for v in summary.rsplit(":", 1)[1].split("→"))
+    assert last < first, summary
+
+
+def test_the_closs_sampler_changes_the_result_of_plain_mutual_attention(client):
+    with_loss = client.run(closs_graph(start_layer=0, end_layer=3))
+    without = client.run(closs_graph(start_layer=0, end_layer=3, closs="off"))
+    plain = drag_graph("DragKitAdaptiveDrag")
+    plain["sampler"]["inputs"].update(start_layer=0, end_layer=3)
+    mutual = client.run(plain)
+    for run in (with_loss, without, mutual):
+        assert run.status == "success", run.describe()
+    digest = {name: run.outputs["digest"]["digest"][0] for name, run in
+              (("with", with_loss), ("off", without), ("mutual", mutual))}
+    assert digest["off"] == digest["mutual"], "closs off is not plain mutual attention"
+    assert digest["with"] != digest["mutual"], "the correspondence loss changed nothing"
 
 
 @pytest.mark.parametrize("case", sorted(BAD_WIDGETS))
