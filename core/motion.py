@@ -259,6 +259,18 @@ def count_stalls(count: int, before: torch.Tensor, after: torch.Tensor) -> int:
 # --- the optimisation loop's bookkeeping --------------------------------------------------------
 
 
+@dataclass(frozen=True, eq=False)
+class DragResult:
+    """An optimised latent, ready for the sampler to continue from schedule.timesteps[index]."""
+
+    latent: torch.Tensor  # the edited latent at level schedule.timesteps[index]
+    reference_latent: torch.Tensor  # the unedited latent at that same level (mutual-attention source)
+    index: int  # position in the schedule's timesteps where sampling continues (len(timesteps): none left)
+    handles: tuple[Point, ...]  # final handle positions, image pixels (x, y)
+    losses: tuple[float, ...]  # total loss of every gradient step, in order
+    stop_reason: str  # REACHED, STALLED or BUDGET
+
+
 def gradient_step(optimiser: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     optimiser.zero_grad(set_to_none=True)
     loss.backward()
@@ -278,3 +290,10 @@ class StepLog:
         self.losses.append(float(loss.detach()))
         if self.on_step is not None:
             self.on_step(len(self.losses), self.total, self.grid.to_image(handles))
+
+    def result(self, latent: torch.Tensor, start: torch.Tensor, index: int, handles: torch.Tensor,
+               stop_reason: str) -> DragResult:
+        """The DragResult of a drag that optimised `start` (the inverted latent at timesteps[index])
+        into `latent`, in start's dtype, with the losses recorded here."""
+        return DragResult(latent=latent.detach().to(start.dtype), reference_latent=start, index=index,
+                          handles=self.grid.to_image(handles), losses=tuple(self.losses), stop_reason=stop_reason)

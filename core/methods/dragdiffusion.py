@@ -109,11 +109,4 @@ def optimise(
             gradient_step(adam, loss)
             log.record(loss, handles)
 
-    return DragResult(
-        latent=z.detach().to(start.dtype),
-        reference_latent=start,
-        index=index,
-        handles=grid.to_image(handles),
-        losses=tuple(log.losses),
-        stop_reason=stop_reason,
-    )
+    return log.result(z, start, index, handles, stop_reason)

@@ -167,11 +167,4 @@ def optimise(
             gradient_step(adam, loss)
             log.record(loss, handles)
 
-    return DragResult(
-        latent=z.detach().to(inversion.latent.dtype),
-        reference_latent=inversion.latent,
-        index=index,
-        handles=grid.to_image(handles),
-        losses=tuple(log.losses),
-        stop_reason=stop_reason,
-    )
+    return log.result(z, inversion.latent, index, handles, stop_reason)
