@@ -28,3 +28,23 @@ def test_gooddrag_workflow_opens_with_every_link_in_place(comfy_page, browser_se
     assert (drag["mode"], drag["drag_timesteps"], drag["tracks_per_timestep"], drag["steps_per_track"]) == ("code (UI)", 7, 10, 3)
     assert (sampler["start_layer"], sampler["end_layer"], sampler["start_step"]) == (10, 15, 0)
     page.screenshot("gooddrag-workflow")
+
+
+def test_adaptivedrag_workflow_opens_with_every_link_in_place(comfy_page, browser_server):
+    page = comfy_page
+    for image in (ROOT / "workflows" / "images").iterdir():
+        shutil.copy(image, browser_server.base / "input" / image.name)
+    page.load_workflow(json.loads((ROOT / "workflows" / "adaptivedrag.json").read_text()))
+    prompt = page.api_prompt()
+    node = {inputs["class_type"]: inputs["inputs"] for inputs in prompt.values()}
+    drag, sampler, auto = node["DragKitAdaptiveDrag"], node["DragKitCLossSampler"], node["DragKitAutoMask"]
+    assert {name: producer(prompt, drag, name) for name in ("model", "inversion", "drag", "image", "sam2_model")} == {
+        "model": "DragKitLoRAFinetune", "inversion": "DragKitDDIMInvert", "drag": "DragKitAutoMask",
+        "image": "LoadImage", "sam2_model": "DragKitSAM2Loader"}
+    assert {name: producer(prompt, sampler, name) for name in ("model", "edit")} == {
+        "model": "DragKitLoRAFinetune", "edit": "DragKitAdaptiveDrag"}
+    assert (auto["mode"], auto["include_path"], producer(prompt, auto, "drag")) == ("adaptivedrag", False, "DragKitEditor")
+    assert (node["DragKitLoRAFinetune"]["preset"], node["DragKitDDIMInvert"]["preset"]) == ("AdaptiveDrag", "AdaptiveDrag")
+    assert (drag["budget_mode"], drag["initial_budget"], drag["max_budget"]) == ("adaptive", 160, 300)
+    assert (sampler["closs"], sampler["start_layer"], sampler["end_layer"]) == ("sce", 10, 15)
+    page.screenshot("adaptivedrag-workflow")
