@@ -2,6 +2,7 @@
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,10 +16,11 @@ from comfy_server import prepare_base_directory  # noqa: E402
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8188)
-    parser.add_argument("--base", type=Path, default=Path.home() / ".cache" / "dragkit" / "demo",
-                        help="ComfyUI base directory (models/, input/, output/, custom_nodes/)")
+    cache = Path(os.environ.get("DRAGKIT_CACHE") or Path.home() / ".cache" / "dragkit")
+    parser.add_argument("--base", type=Path, default=cache / "demo",
+                        help="ComfyUI base directory (models/, input/, output/, custom_nodes/); default $DRAGKIT_CACHE/demo")
     args = parser.parse_args()
-    base = prepare_base_directory(args.base)
+    base = prepare_base_directory(args.base, testing_nodes=False)
     checkpoints = base / "models" / "checkpoints"
     if not any(checkpoints.glob("*.safetensors")):
         from models import write_tiny_checkpoint
@@ -30,7 +32,21 @@ def main() -> int:
     if not _has_gpu():
         command.append("--cpu")
     print(f"ComfyUI with DragKit: http://127.0.0.1:{args.port}", flush=True)
-    return subprocess.call(command, cwd=os.environ["COMFYUI_PATH"])
+    server = subprocess.Popen(command, cwd=os.environ["COMFYUI_PATH"])
+    # ComfyUI stops with the demo, whether it is stopped by Ctrl-C or by a kill (SIGTERM, SIGHUP)
+    for stop in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop, lambda number, _frame: sys.exit(128 + number))
+    try:
+        return server.wait()
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
 
 
 def _has_gpu() -> bool:

@@ -22,10 +22,10 @@ def main() -> int:
     parser.add_argument("--checkpoint", help="an SD 1.5 checkpoint in <base>/models/checkpoints (default: the workflow's)")
     parser.add_argument("--tiny", action="store_true", help="smoke run on a generated random-weight checkpoint (noise out)")
     parser.add_argument("--output", type=Path, default=Path("dragkit_result.png"))
-    parser.add_argument("--base", type=Path, default=Path.home() / ".cache" / "dragkit" / "demo")
+    parser.add_argument("--base", type=Path, default=Path(os.environ.get("DRAGKIT_CACHE") or Path.home() / ".cache" / "dragkit") / "demo")
     args = parser.parse_args()
 
-    base = prepare_base_directory(args.base)
+    base = prepare_base_directory(args.base, testing_nodes=False)
     for image in (ROOT / "workflows" / "images").iterdir():
         shutil.copy(image, base / "input" / image.name)
     checkpoints = base / "models" / "checkpoints"

@@ -45,6 +45,7 @@ def test_adaptivedrag_workflow_opens_with_every_link_in_place(comfy_page, browse
         "model": "DragKitLoRAFinetune", "edit": "DragKitAdaptiveDrag"}
     assert (auto["mode"], auto["include_path"], producer(prompt, auto, "drag")) == ("adaptivedrag", False, "DragKitEditor")
     assert (node["DragKitLoRAFinetune"]["preset"], node["DragKitDDIMInvert"]["preset"]) == ("AdaptiveDrag", "AdaptiveDrag")
+    assert node["DragKitLoRAFinetune"]["learning_rate"] == 0.0005  # not rounded to a display precision
     assert (drag["budget_mode"], drag["initial_budget"], drag["max_budget"]) == ("adaptive", 160, 300)
     assert (sampler["closs"], sampler["start_layer"], sampler["end_layer"]) == ("sce", 10, 15)
     page.screenshot("adaptivedrag-workflow")

@@ -26,13 +26,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def prepare_base_directory(base: Path) -> Path:
-    """models/, input/, output/ and custom_nodes/ (DragKit + the test-only nodes) for one server."""
+def prepare_base_directory(base: Path, testing_nodes: bool = True) -> Path:
+    """models/, input/, output/ and custom_nodes/ (DragKit, and the test-only nodes unless told not
+    to: a user's ComfyUI never lists them) for one server."""
     custom = base / "custom_nodes"
     custom.mkdir(parents=True, exist_ok=True)
-    for name, target in (("dragkit", ROOT), ("dragkit_testing", TESTING_NODES)):
+    packs = {"dragkit": ROOT, "dragkit_testing": TESTING_NODES if testing_nodes else None}
+    for name, target in packs.items():
         link = custom / name
-        if not link.exists():
+        if target is None:
+            if link.is_symlink():
+                link.unlink()
+        elif not link.exists():
             link.symlink_to(target, target_is_directory=True)
     for sub in ("models/checkpoints", "models/loras", "input", "output", "user"):
         (base / sub).mkdir(parents=True, exist_ok=True)
