@@ -42,8 +42,7 @@ def stages(checkpoint: str, width: int, height: int) -> list[tuple[str, dict, st
             "pairs": [{"handle": handle, "target": target}]}
     base = {
         "ckpt": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": checkpoint}},
-        # the random checkpoint has no CLIP weights: zeros in the empty prompt's shape instead
-        "cond": {"class_type": "DragKitTestZeroConditioning", "inputs": {}},
+        "cond": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["ckpt", 1]}},
         "load": {"class_type": "LoadImage", "inputs": {"image": "gpu_check.png"}},
         "editor": {"class_type": "DragKitEditor", "inputs": {"image": ["load", 0], "drag_data": json.dumps(drag)}},
         "encode": {"class_type": "VAEEncode", "inputs": {"pixels": ["load", 0], "vae": ["ckpt", 2]}},
@@ -103,7 +102,7 @@ def main() -> int:
     from models import SD15_UNET, STRUCTURE_UNET, write_tiny_checkpoint
 
     width, height = (128, 64) if args.smoke else (512, 512)
-    checkpoint = "structure_sd15.safetensors" if args.smoke else "sd15_shaped_fp16.safetensors"
+    checkpoint = "structure_sd15_clip.safetensors" if args.smoke else "sd15_shaped_clip_fp16.safetensors"
     if not args.smoke and not torch.cuda.is_available():
         print("gpu_check: no CUDA device; use --smoke for a CPU run of the script", file=sys.stderr)
         return 2
@@ -111,7 +110,8 @@ def main() -> int:
     path = base / "models" / "checkpoints" / checkpoint
     if not path.exists():
         print(f"writing {path.name} (random weights, fp16)", flush=True)
-        write_tiny_checkpoint(path, seed=3, unet=STRUCTURE_UNET if args.smoke else SD15_UNET, dtype=torch.float16)
+        write_tiny_checkpoint(path, seed=3, unet=STRUCTURE_UNET if args.smoke else SD15_UNET, dtype=torch.float16,
+                              full_clip=True)
     test_picture(width, height).save(base / "input" / "gpu_check.png")
 
     comfyui = Path(os.environ["COMFYUI_PATH"])

@@ -26,7 +26,7 @@ def main() -> int:
         from models import write_tiny_checkpoint
 
         print(f"no checkpoint in {checkpoints}: writing a tiny random-weight SD 1.5-shaped one", flush=True)
-        write_tiny_checkpoint(checkpoints / "tiny_sd15.safetensors")
+        write_tiny_checkpoint(checkpoints / "tiny_sd15.safetensors", full_clip=True)
     command = [sys.executable, "main.py", "--listen", "127.0.0.1", "--port", str(args.port),
                "--base-directory", str(base), "--disable-auto-launch"]
     if not _has_gpu():

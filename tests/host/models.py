@@ -75,9 +75,23 @@ STRUCTURE_UNET = dict(
 SD15_UNET = dict(NARROW_SD15_UNET, model_channels=320, context_dim=768)
 
 
-def write_tiny_checkpoint(path: Path, seed: int = 0, unet: dict = TINY_UNET, dtype: torch.dtype = torch.float32) -> Path:
-    """An SD 1.5-detectable checkpoint: a UNet (tiny by default), TAESD-shaped VAE, one CLIP key
-    (recipe: reference/comfyui.md App. A)."""
+def clip_state_dict(seed: int) -> dict[str, torch.Tensor]:
+    """SD 1.5's CLIP text model (123 M parameters) with finite random weights, checkpoint-keyed."""
+    import_comfy()
+    import comfy.sd1_clip
+
+    with torch.device("meta"):
+        clip = comfy.sd1_clip.SDClipModel(device="meta")
+    shapes = {k: torch.empty(v.shape) for k, v in clip.state_dict().items() if k.startswith("transformer.text_model.")}
+    return {f"cond_stage_model.{k}": v for k, v in randomise(shapes, torch.Generator().manual_seed(seed + 2)).items()}
+
+
+def write_tiny_checkpoint(path: Path, seed: int = 0, unet: dict = TINY_UNET, dtype: torch.dtype = torch.float32,
+                          full_clip: bool = False) -> Path:
+    """An SD 1.5-detectable checkpoint: a UNet (tiny by default), TAESD-shaped VAE, and one CLIP key
+    (recipe: reference/comfyui.md App. A), or with `full_clip` the whole text model with random
+    weights, so that CLIPTextEncode gives a finite embedding and works under Dynamic VRAM too
+    (missing weights stay on the meta device there)."""
     import_comfy()
     from comfy.taesd.taesd import TAESD
     from safetensors.torch import save_file
@@ -93,6 +107,8 @@ def write_tiny_checkpoint(path: Path, seed: int = 0, unet: dict = TINY_UNET, dty
             value = torch.zeros_like(value)
         sd[f"first_stage_model.{key}"] = value
     sd["cond_stage_model.transformer.text_model.final_layer_norm.weight"] = torch.ones(768)
+    if full_clip:
+        sd.update({k: v.to(dtype) for k, v in clip_state_dict(seed).items()})
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in sd.items()}, str(path))
     return path

@@ -162,24 +162,7 @@ class DragKitTestDevicePeak:
         return {"ui": {"peak": [report]}}
 
 
-class DragKitTestZeroConditioning:
-    """SD 1.5's empty-prompt shape (1×77×768) in zeros, without running CLIP: the random test
-    checkpoints carry no CLIP weights (under Dynamic VRAM the missing ones stay on the meta device)."""
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {}}
-
-    RETURN_TYPES = ("CONDITIONING",)
-    FUNCTION = "run"
-    CATEGORY = "DragKit/testing"
-
-    def run(self):
-        return ([[torch.zeros(1, 77, 768), {"pooled_output": None}]],)
-
-
 NODE_CLASS_MAPPINGS = {
-    "DragKitTestZeroConditioning": DragKitTestZeroConditioning,
     "DragKitTestDevicePeak": DragKitTestDevicePeak,
     "DragKitTestEditReport": DragKitTestEditReport,
     "DragKitTestInversionReport": DragKitTestInversionReport,
