@@ -99,12 +99,20 @@ def line_mask(segments: np.ndarray, handles: Sequence[Point], targets: Sequence[
     return np.isin(segments, sorted(labels))
 
 
+def facing_cells(size: tuple[int, int], point: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Cells q (row, col) of a size[0] × size[1] map with (q − point)·(target − point) ≥ 0: the
+    half-plane through the point that faces the target (the point and the 90° boundary included).
+    `point` and `target` are (row, col) tensors; the map is on their device."""
+    rows = torch.arange(size[0], device=point.device, dtype=point.dtype)[:, None]
+    cols = torch.arange(size[1], device=point.device, dtype=point.dtype)[None, :]
+    gap = target - point
+    return (rows - point[0]) * gap[0] + (cols - point[1]) * gap[1] >= 0
+
+
 def half_plane(height: int, width: int, point: Point, target: Point) -> np.ndarray:
-    """Pixels q with (q − point)·(target − point) ≥ 0: the half-plane through the point that faces
-    the target (the point itself and the 90° boundary included)."""
-    rows, cols = np.mgrid[0:height, 0:width]
-    dx, dy = target[0] - point[0], target[1] - point[1]
-    return (cols - point[0]) * dx + (rows - point[1]) * dy >= 0
+    """`facing_cells` for image points (x, y), as a bool H × W array."""
+    row_col = [torch.tensor([float(y), float(x)], dtype=torch.float64) for x, y in (point, target)]
+    return facing_cells((height, width), *row_col).numpy()
 
 
 def handle_object_mask(masks: Sequence[np.ndarray], handles: Sequence[Point], targets: Sequence[Point],
@@ -165,14 +173,14 @@ def adaptive_segments(image: np.ndarray, automatic_masks: Sequence[np.ndarray] |
     return slic_segments(picture, superpixels)
 
 
-def background_mask(segments: np.ndarray, automatic_masks: Sequence[np.ndarray] | None, handles: Sequence[Point],
-                    targets: Sequence[Point], mode: str = "official", official_line: bool = False) -> np.ndarray:
-    """The mask of AdaptiveDrag's background term (§4.4): `official` the SAM 2 handle mask, or the
-    line mask when that is empty or there is no SAM 2; `paper` the line mask; `union` both."""
-    line = line_mask(segments, handles, targets, official=official_line)
+def background_mask(line: np.ndarray, automatic_masks: Sequence[np.ndarray] | None, handles: Sequence[Point],
+                    targets: Sequence[Point], mode: str = "official") -> np.ndarray:
+    """The mask of AdaptiveDrag's background term (§4.4) from the line mask `line`: `official` the
+    SAM 2 handle mask, or the line mask when that is empty or there is no SAM 2; `paper` the line
+    mask; `union` both."""
     if mode == "paper" or automatic_masks is None:
         return line
-    sam = handle_object_mask(automatic_masks, handles, targets, *segments.shape)
+    sam = handle_object_mask(automatic_masks, handles, targets, *line.shape)
     if mode == "union":
         return line | sam
     if mode != "official":
@@ -207,10 +215,10 @@ def drag_mask(image: np.ndarray, handles: Sequence[Point], targets: Sequence[Poi
         if include_path:
             mask |= line_mask(segments, handles, targets, official=official_line)
     elif mode == "adaptivedrag":
-        segments = adaptive_segments(image, automatic_masks, superpixels)
-        mask = background_mask(segments, automatic_masks, handles, targets, "official", official_line)
+        line = line_mask(adaptive_segments(image, automatic_masks, superpixels), handles, targets, official=official_line)
+        mask = background_mask(line, automatic_masks, handles, targets, "official")
         if include_path:
-            mask |= line_mask(segments, handles, targets, official=official_line)
+            mask |= line
     else:
         raise ValueError(f"mode: {mode!r} is not one of {', '.join(MASK_MODES)}")
     return dilate(mask, dilation)

@@ -288,7 +288,8 @@ class DragKitAdaptiveDrag(CheckedNode):
         automatic = None if sam2_model is None else automatic_masks(sam2_model, picture, points_per_side)
         segments = masks.adaptive_segments(picture, automatic, superpixels)
         if drag.mask is None:
-            drag = drag.with_mask(masks.background_mask(segments, automatic, drag.handles, drag.targets, mask_mode))
+            line = masks.line_mask(segments, drag.handles, drag.targets)
+            drag = drag.with_mask(masks.background_mask(line, automatic, drag.handles, drag.targets, mask_mode))
         settings = adaptivedrag.AdaptiveDragSettings(
             learning_rate=learning_rate, feature_block=feature_block, initial_budget=initial_budget,
             max_budget=max_budget, budget_mode=budget_mode, mask_weight=mask_weight, superpixels=superpixels)

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from ..denoiser import Denoiser
 from ..drag import DragSpec
 from ..inversion import Inversion
+from ..masks import facing_cells
 from ..motion import (
     DragStepCallback,
     FeatureGrid,
@@ -96,19 +97,11 @@ class Superpixels:
         return self._on_grid[key].to(device)
 
 
-def half_plane(size: tuple[int, int], point: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Grid cells q with (q − point)·(target − point) ≥ 0: the side facing the target, point included."""
-    rows = torch.arange(size[0], device=point.device, dtype=point.dtype)[:, None]
-    cols = torch.arange(size[1], device=point.device, dtype=point.dtype)[None, :]
-    gap = target - point
-    return (rows - point[0]) * gap[0] + (cols - point[1]) * gap[1] >= 0
-
-
 def semantic_region(segment: torch.Tensor, point: torch.Tensor, target: torch.Tensor, radius: int,
                     minimum_area: int) -> torch.Tensor:
     """R = super-pixel ∩ half-plane facing the target; when that covers fewer than `minimum_area`
     cells, the half-disc of `radius` instead (§5.3). Bool map on the grid."""
-    plane = half_plane(segment.shape, point, target)
+    plane = facing_cells(segment.shape, point, target)
     region = segment & plane
     if int(region.sum()) >= minimum_area:
         return region
@@ -212,11 +205,12 @@ def optimise(
     budget = StepBudget(settings, distances(handles, targets), targets - handles)
     log = StepLog(budget.total, grid, on_step)
 
-    def regions(point: torch.Tensor, target: torch.Tensor) -> tuple[tuple[int, torch.Tensor], tuple[int, torch.Tensor]]:
-        """(r_m, motion region), (r_p, tracking region) at the handle's current super-pixel."""
+    def region(point: torch.Tensor, target: torch.Tensor, use: int) -> tuple[int, torch.Tensor]:
+        """The radius and the semantic region at the handle's current super-pixel, for motion
+        supervision (`use` 0: r_m) or tracking (1: r_p)."""
         label = cells.label_at(grid, point)
-        segment = cells.on_grid(label, grid, start.device)
-        return tuple((r, semantic_region(segment, point, target, r, minimum_area)) for r in cells.radii(label))
+        radius = cells.radii(label)[use]
+        return radius, semantic_region(cells.on_grid(label, grid, start.device), point, target, radius, minimum_area)
 
     with torch.enable_grad():
         z = start.detach().clone().float().requires_grad_(True)
@@ -231,7 +225,7 @@ def optimise(
                 anchors = feature_vectors(unedited.features, handles)
             else:
                 features = seen.features.detach()
-                tracked = torch.stack([track_in_region(features, h, a, *regions(h, q)[1])
+                tracked = torch.stack([track_in_region(features, h, a, *region(h, q, 1))
                                        for h, a, q in zip(handles, anchors, targets)])
                 handles = budget.accept(handles, tracked, targets)
             if reached(handles, targets, settings.reach_distance):
@@ -240,7 +234,7 @@ def optimise(
             loss = outside_mask_loss(seen.previous, unedited.previous, keep, settings.mask_weight)
             for handle, target in zip(handles, targets):
                 if float((target - handle).norm()) >= settings.skip_below:
-                    loss = loss + region_motion_loss(seen.features, handle, target, *regions(handle, target)[0])
+                    loss = loss + region_motion_loss(seen.features, handle, target, *region(handle, target, 0))
             gradient_step(adam, loss)
             steps += 1
             log.total = budget.total

@@ -4,6 +4,8 @@ saved on (the drag and sampler nodes' optional `conditioning` moved behind the r
 import json
 import shutil
 
+import pytest
+
 from comfy_server import ROOT
 
 
@@ -12,10 +14,15 @@ def producer(prompt: dict, inputs: dict, name: str) -> str:
     return prompt[str(source)]["class_type"]
 
 
-def test_gooddrag_workflow_opens_with_every_link_in_place(comfy_page, browser_server):
-    page = comfy_page
+@pytest.fixture
+def sample_images(browser_server):
+    """The shipped workflows' pictures in ComfyUI's input folder, as the README asks users to put them."""
     for image in (ROOT / "workflows" / "images").iterdir():
         shutil.copy(image, browser_server.base / "input" / image.name)
+
+
+def test_gooddrag_workflow_opens_with_every_link_in_place(comfy_page, sample_images):
+    page = comfy_page
     page.load_workflow(json.loads((ROOT / "workflows" / "gooddrag.json").read_text()))
     prompt = page.api_prompt()
     (drag,) = [node["inputs"] for node in prompt.values() if node["class_type"] == "DragKitGoodDrag"]
@@ -30,10 +37,8 @@ def test_gooddrag_workflow_opens_with_every_link_in_place(comfy_page, browser_se
     page.screenshot("gooddrag-workflow")
 
 
-def test_adaptivedrag_workflow_opens_with_every_link_in_place(comfy_page, browser_server):
+def test_adaptivedrag_workflow_opens_with_every_link_in_place(comfy_page, sample_images):
     page = comfy_page
-    for image in (ROOT / "workflows" / "images").iterdir():
-        shutil.copy(image, browser_server.base / "input" / image.name)
     page.load_workflow(json.loads((ROOT / "workflows" / "adaptivedrag.json").read_text()))
     prompt = page.api_prompt()
     node = {inputs["class_type"]: inputs["inputs"] for inputs in prompt.values()}

@@ -15,11 +15,11 @@ from dragkit.core.methods.adaptivedrag import (
     AdaptiveDragSettings,
     StepBudget,
     Superpixels,
-    half_plane,
     region_motion_loss,
     semantic_region,
     track_in_region,
 )
+from dragkit.core.masks import facing_cells as half_plane
 from dragkit.core.motion import FeatureGrid, distances
 
 pytestmark = pytest.mark.usefixtures(one_thread.__name__)
