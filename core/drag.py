@@ -182,6 +182,8 @@ def _check_spec(spec: DragSpec) -> None:
         if region.kind not in REGION_TYPES:
             raise DragSpecError(f"{where} has unknown type {region.kind!r}; use one of {', '.join(REGION_TYPES)}")
         _mask_shape(region.mask, spec, where)
+        if not region.mask.any():
+            raise DragSpecError(f"{where} is empty: paint it, or delete it to move a small disc around the handle")
         if region.kind == "rotate":
             if region.center is None:
                 raise DragSpecError(f"{where} is a rotation but has no centre; click the rotation centre")

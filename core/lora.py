@@ -23,7 +23,8 @@ from .denoiser import Denoiser
 LORA_TARGETS = r".*\.attn[12]\.(to_q|to_k|to_v|to_out\.0)"
 
 # LoRA steps per method (dragdiffusion.md §3.2: 80; gooddrag.md §3.2: 70).
-LORA_STEPS = {"DragDiffusion": 80, "GoodDrag": 70, "AdaptiveDrag": 80}  # AdaptiveDrag trains as DragDiffusion (§2)
+LORA_STEPS = {"DragDiffusion": 80, "GoodDrag": 70, "AdaptiveDrag": 80, "DragNeXt": 70}  # AdaptiveDrag trains as
+# DragDiffusion (adaptivedrag.md §2), DragNeXt as GoodDrag (dragnext.md §3.2)
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,10 @@ from .schedule import DDIMSchedule
 Point = tuple[float, float]
 
 # on_step(iteration, total, handles): after each gradient step, with the handles in image pixels.
+# DragNeXt adds regions=: a bool [rows, cols] grid mask of where its regions are being sent.
 # The nodes report progress, preview the moving handles and check for cancel in it; whatever it
 # raises stops the optimisation and propagates.
-DragStepCallback = Callable[[int, int, tuple[Point, ...]], None]
+DragStepCallback = Callable[..., None]
 
 
 # --- coordinates ------------------------------------------------------------------------------
@@ -269,6 +270,7 @@ class DragResult:
     handles: tuple[Point, ...]  # final handle positions, image pixels (x, y)
     losses: tuple[float, ...]  # total loss of every gradient step, in order
     stop_reason: str  # REACHED, STALLED or BUDGET
+    measures: tuple[tuple[str, float], ...] = ()  # a method's own figures for the summary (name, value)
 
 
 def gradient_step(optimiser: torch.optim.Optimizer, loss: torch.Tensor) -> None:
@@ -278,18 +280,23 @@ def gradient_step(optimiser: torch.optim.Optimizer, loss: torch.Tensor) -> None:
 
 
 class StepLog:
-    """Losses of the gradient steps so far, and the on_step report after each."""
+    """Losses of the gradient steps so far, and the on_step report after each iteration."""
 
     def __init__(self, total: int, grid: FeatureGrid, on_step: DragStepCallback | None) -> None:
         self.total = total
         self.grid = grid
         self.on_step = on_step
         self.losses: list[float] = []
+        self.iterations = 0  # gradient steps and the iterations a method skipped (DragNeXt: nothing to move yet)
 
-    def record(self, loss: torch.Tensor, handles: torch.Tensor) -> None:
-        self.losses.append(float(loss.detach()))
+    def record(self, loss: torch.Tensor | None, handles: torch.Tensor, regions: torch.Tensor | None = None) -> None:
+        """One iteration done; `loss` None when it took no step."""
+        if loss is not None:
+            self.losses.append(float(loss.detach()))
+        self.iterations += 1
         if self.on_step is not None:
-            self.on_step(len(self.losses), self.total, self.grid.to_image(handles))
+            extra = {} if regions is None else {"regions": regions}
+            self.on_step(self.iterations, self.total, self.grid.to_image(handles), **extra)
 
     def result(self, latent: torch.Tensor, start: torch.Tensor, index: int, handles: torch.Tensor,
                stop_reason: str) -> DragResult:

@@ -3,7 +3,7 @@
 from comfy_api.v0_0_2 import ComfyExtension, io
 
 from .auto_mask import DragKitAutoMask
-from .drag import DragKitAdaptiveDrag, DragKitDragDiffusion, DragKitEasyDrag, DragKitGoodDrag
+from .drag import DragKitAdaptiveDrag, DragKitDragDiffusion, DragKitDragNeXt, DragKitEasyDrag, DragKitGoodDrag
 from .editor import DragKitEditor
 from .inversion import DragKitDDIMInvert
 from .lora import DragKitLoRAFinetune
@@ -24,6 +24,7 @@ class DragKitExtension(ComfyExtension):
             DragKitGoodDrag,
             DragKitEasyDrag,
             DragKitAdaptiveDrag,
+            DragKitDragNeXt,
             DragKitMutualAttentionSampler,
             DragKitReferenceGuidedSampler,
             DragKitCLossSampler,

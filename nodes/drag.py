@@ -7,14 +7,16 @@ from functools import partial
 
 from comfy_api.v0_0_2 import io, ui
 
-from ..core.drag import DragSpec
+from ..core.drag import DragSpec, DragSpecError
+from ..core.motion import FeatureGrid
+from ..core.regions import check_regions
 from ..core import masks
-from ..core.methods import DragResult, adaptivedrag, dragdiffusion, easydrag, gooddrag
+from ..core.methods import DragResult, adaptivedrag, dragdiffusion, dragnext, easydrag, gooddrag
 from . import host
 from .auto_mask import automatic_masks, drag_image, picture_of
 from .checks import CheckedNode, InputError, checked
 from .inversion import DragKitInversion
-from .previews import drag_points, image_tensor
+from .previews import drag_points, image_tensor, region_overlay
 from .sam2_loader import Sam2ModelType
 from .types import DragType, EditType, InversionType, inversion_conditioning_input
 
@@ -41,19 +43,20 @@ def run_drag(optimise, settings, model, conditioning, inversion: DragKitInversio
         core_inversion = inversion.inversion
         background = denoiser.preview(core_inversion.source).convert("RGB").resize((drag.width, drag.height))
 
-        def picture(handles):
-            return drag_points(background, handles, drag.targets, drag.handles)
+        def picture(handles, regions=None):
+            shown = background if regions is None else region_overlay(background, regions)
+            return drag_points(shown, handles, drag.targets, drag.handles)
 
         progress = host.Progress(1)  # the method reports its own total with every step
 
-        def on_step(iteration: int, total: int, handles) -> None:
+        def on_step(iteration: int, total: int, handles, regions=None) -> None:
             show = iteration % PREVIEW_EVERY == 0 or iteration == total
-            progress.update(iteration, total, picture(handles) if show else None)
+            progress.update(iteration, total, picture(handles, regions) if show else None)
 
         result = optimise(denoiser, core_inversion, drag, cond, settings, on_step)
     final = image_tensor(picture(result.handles))
     summary = f"{len(result.losses)} gradient steps, stopped: {result.stop_reason}; final handles " + ", ".join(
-        f"({x:.0f}, {y:.0f})" for x, y in result.handles)
+        f"({x:.0f}, {y:.0f})" for x, y in result.handles) + "".join(f"; {name} {value:.4g}" for name, value in result.measures)
     return io.NodeOutput(DragKitEdit(result, inversion, drag), ui=_ui(final, summary))
 
 
@@ -294,3 +297,64 @@ class DragKitAdaptiveDrag(CheckedNode):
             learning_rate=learning_rate, feature_block=feature_block, initial_budget=initial_budget,
             max_budget=max_budget, budget_mode=budget_mode, mask_weight=mask_weight, superpixels=superpixels)
         return run_drag(partial(adaptivedrag.optimise, superpixels=segments), settings, model, conditioning, inversion, drag)
+
+
+DRAGNEXT_MODES = {"regions (paper)": dragnext.DragNeXtSettings(), "code parity": dragnext.DragNeXtSettings.code()}
+
+
+class DragKitDragNeXt(CheckedNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        d = dragnext.DragNeXtSettings()
+        return io.Schema(
+            node_id="DragKitDragNeXt",
+            display_name="DragKit Drag (DragNeXt)",
+            category="DragKit",
+            description=(
+                "DragNeXt: each pair's region (painted in the Editor, typed translate, deform or rotate about a "
+                "centre) is sent toward its target a little further at every iteration, and the latent is "
+                "optimised so that the features there match the region's original features; no point tracking. "
+                "Runs at the first pbsi_timesteps timesteps (K iterations each, a fresh Adam per timestep), keeping "
+                "the area outside the editable mask. 'code parity' adds the released code's GoodDrag point phase at "
+                "the first three timesteps and its per-region mask term. Invert with the 'GoodDrag / DragNeXt' "
+                "preset (0.75); sample with the Mutual-Attention Sampler (layers 10–15) or the CLoss Sampler."
+            ),
+            inputs=[
+                *_common_inputs(),
+                io.Combo.Input("mode", options=list(DRAGNEXT_MODES), default="regions (paper)"),
+                io.Combo.Input("eta_mode", options=list(dragnext.ETA_MODES), default=d.eta_mode,
+                               tooltip="How far the regions go at each iteration: code = a ramp over the first three "
+                                       "timesteps, then the full target; paper = Eq. 5 as printed (stops short of the "
+                                       "target); final = the full target from the start (the paper's ablation)."),
+                io.Int.Input("pbsi_timesteps", default=d.pbsi_timesteps, min=1, max=50,
+                             tooltip="Timesteps at which the latent is optimised (the paper finds 5 saturates)."),
+                io.Int.Input("iterations", default=d.iterations, min=1, max=1000, tooltip="K: Adam steps per timestep."),
+                io.Float.Input("learning_rate", default=d.learning_rate, min=1e-5, max=1.0, step=0.001),
+                io.Float.Input("mask_weight", default=d.mask_weight, min=0.0, max=100.0, step=0.01,
+                               tooltip="λ: how strongly the region outside the editable mask is kept."),
+                io.Float.Input("fallback_radius", default=d.fallback_radius, min=1.0, max=64.0, step=1.0,
+                               tooltip="A pair without a painted region moves (translates) a disc of this radius around "
+                                       "its handle, in feature pixels (half the image size: 4 = 8 image pixels)."),
+                io.Int.Input("feature_block", default=d.feature_block, min=0, max=3,
+                             tooltip="Decoder stage up_blocks[i] whose features are matched."),
+            ],
+            outputs=[EditType.Output(display_name="edit")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, mode, eta_mode, learning_rate, mask_weight, fallback_radius) -> bool | str:
+        return cls.refusal(mode=mode, eta_mode=eta_mode, learning_rate=learning_rate, mask_weight=mask_weight,
+                           fallback_radius=fallback_radius)
+
+    @classmethod
+    @checked
+    def execute(cls, model, inversion, drag, mode, eta_mode, pbsi_timesteps, iterations, learning_rate, mask_weight,
+                fallback_radius, feature_block, conditioning=None) -> io.NodeOutput:
+        settings = replace(DRAGNEXT_MODES[mode], eta_mode=eta_mode, pbsi_timesteps=pbsi_timesteps, iterations=iterations,
+                           learning_rate=learning_rate, mask_weight=mask_weight, fallback_radius=fallback_radius,
+                           feature_block=feature_block)
+        try:
+            check_regions(drag, FeatureGrid.scaled(drag.width, drag.height, settings.feature_scale))
+        except DragSpecError as exc:
+            raise InputError(f"drag: {exc}") from None
+        return run_drag(dragnext.optimise, settings, model, conditioning, inversion, drag)

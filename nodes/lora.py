@@ -33,7 +33,7 @@ class DragKitLoRAFinetune(CheckedNode):
                 io.Model.Input("model"),
                 io.Conditioning.Input("conditioning", tooltip="The prompt; the methods default to an empty prompt."),
                 io.Combo.Input("preset", options=PRESETS, default="GoodDrag",
-                               tooltip="Training steps of the method: GoodDrag 70, DragDiffusion and AdaptiveDrag 80; 'custom' uses steps."),
+                               tooltip="Training steps of the method: GoodDrag and DragNeXt 70, DragDiffusion and AdaptiveDrag 80; 'custom' uses steps."),
                 io.Int.Input("steps", default=70, min=1, max=10000, tooltip="Training steps when preset is 'custom'."),
                 io.Int.Input("rank", default=16, min=1, max=256),
                 io.Float.Input("learning_rate", default=5e-4, min=1e-7, max=1.0, step=1e-5),

@@ -49,3 +49,10 @@ def masked_picture(picture: Image.Image, mask: np.ndarray) -> Image.Image:
     pixels = np.asarray(picture.convert("RGB"), dtype=np.float32)
     pixels = np.where(mask[..., None], pixels, pixels / 3)
     return Image.fromarray(pixels.round().astype(np.uint8))
+
+
+def region_overlay(picture: Image.Image, regions) -> Image.Image:
+    """The picture with a bool grid mask (DragNeXt's current target regions, any size) tinted orange."""
+    mask = Image.fromarray(np.asarray(regions, dtype=np.uint8) * 255).resize(picture.size, Image.NEAREST)
+    tint = Image.new("RGB", picture.size, (255, 152, 0))
+    return Image.composite(Image.blend(picture.convert("RGB"), tint, 0.45), picture.convert("RGB"), mask)

@@ -108,7 +108,7 @@ def optimise(
     probe = FeatureProbe(denoiser, inversion.schedule, cond, settings.feature_block, grid)
     drag_timesteps = min(settings.drag_timesteps, len(inversion.timesteps))
     total = drag_timesteps * settings.tracks_per_timestep * settings.steps_per_track
-    drag = _AlternatingDrag(spec, settings, probe, inversion.latent, StepLog(total, grid, on_step))
+    drag = AlternatingDrag(spec, settings, probe, inversion.latent, StepLog(total, grid, on_step))
 
     edited = unedited = inversion.latent.detach().float()
     index = inversion.start_index
@@ -132,8 +132,9 @@ def optimise(
     )
 
 
-class _AlternatingDrag:
-    """The drag state that runs across timesteps: handles, the no-progress counter, the stop."""
+class AlternatingDrag:
+    """The drag state that runs across timesteps: handles, the no-progress counter, the stop.
+    DragNeXt's code-parity point phase runs it too."""
 
     def __init__(
         self, spec: DragSpec, settings: GoodDragSettings, probe: FeatureProbe, latent: torch.Tensor, log: StepLog

@@ -67,6 +67,7 @@ BAD = {
     "region type": (spec_json(regions=[{"pair": 0, "type": "shear", "mask": {"rle": [0, 48]}}]), "unknown type 'shear'"),
     "region pair": (spec_json(regions=[{"pair": 3, "type": "deform", "mask": {"rle": [0, 48]}}]), "refers to pair 4, but there are 1 pairs"),
     "region mask size": (spec_json(regions=[{"pair": 0, "type": "deform", "mask": {"rle": [0, 47]}}]), "region for pair 1 mask covers 47 pixels"),
+    "empty region": (spec_json(regions=[{"pair": 0, "type": "deform", "mask": {"rle": [48]}}]), "region for pair 1 is empty"),
     "rotation without centre": (spec_json(regions=[{"pair": 0, "type": "rotate", "mask": {"rle": [0, 48]}}]), "has no centre"),
     "centre outside": (spec_json(regions=[{"pair": 0, "type": "rotate", "center": [9, 1], "mask": {"rle": [0, 48]}}]), "centre (9, 1) lies outside"),
     "not json": ("{oops", "not valid JSON"),
