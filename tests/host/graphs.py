@@ -10,6 +10,26 @@ def editor_spec(width=64, height=64, pairs=(((10, 12), (30, 12)),), **extra) -> 
     return json.dumps(data)
 
 
+def box_rle(width: int, height: int, left: int, top: int, right: int, bottom: int) -> dict:
+    """The schema's run-length mask of the box [left, right) × [top, bottom)."""
+    runs, zeros = [], 0
+    for row in range(height):
+        if top <= row < bottom:
+            runs += [zeros + left, right - left]
+            zeros = width - right
+        else:
+            zeros += width
+    return {"rle": [*runs, zeros] if runs else [zeros]}
+
+
+def region(pair: int, kind: str, box: tuple[int, int, int, int], width=64, height=64, center=None) -> dict:
+    """A DragNeXt region of the schema: a box-shaped mask, its type and (rotate) its centre."""
+    out = {"pair": pair, "type": kind, "mask": box_rle(width, height, *box)}
+    if center is not None:
+        out["center"] = list(center)
+    return out
+
+
 def base_graph(size=64) -> dict:
     """Checkpoint → zeroed conditioning (the tiny CLIP is random) and an empty latent."""
     return {

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from graphs import base_graph
+from graphs import base_graph, region
 from models import STRUCTURE_UNET, write_tiny_checkpoint
 
 CHECKPOINT = "structure_sd15.safetensors"
@@ -39,10 +39,11 @@ def painted_mask() -> dict:
     return {"rle": [0] + [96, 32] * HEIGHT}
 
 
-def default_pipeline(method: str, lora_preset: str | None, invert_preset: str, painted: bool = True) -> dict:
+def default_pipeline(method: str, lora_preset: str | None, invert_preset: str, painted: bool = True,
+                     regions: list | None = None) -> dict:
     """Load → Editor → VAEEncode → (LoRA) → Invert → Drag → the method's sampler → VAEDecode → Save."""
-    spec = {"version": 1, "width": WIDTH, "height": HEIGHT, "mask": painted_mask() if painted else None, "regions": [],
-            "pairs": [{"handle": list(h), "target": list(t)} for h, t in PAIRS]}
+    spec = {"version": 1, "width": WIDTH, "height": HEIGHT, "mask": painted_mask() if painted else None,
+            "regions": regions or [], "pairs": [{"handle": list(h), "target": list(t)} for h, t in PAIRS]}
     graph = base_graph()
     del graph["latent"]
     graph["ckpt"]["inputs"]["ckpt_name"] = CHECKPOINT
@@ -115,8 +116,37 @@ def test_default_settings_run_end_to_end_and_move_the_handles(client, structure_
         assert last < first, summary
 
 
+DRAGNEXT_REGIONS = {  # around the blob at (40, 30), dragged to (60, 34)
+    "translate": region(0, "translate", (28, 18, 52, 42), WIDTH, HEIGHT),
+    "deform": region(0, "deform", (34, 24, 46, 36), WIDTH, HEIGHT),
+    "rotate": region(0, "rotate", (28, 18, 52, 42), WIDTH, HEIGHT, center=(44, 52)),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(DRAGNEXT_REGIONS))
+def test_dragnext_moves_each_kind_of_region_toward_its_target(client, structure_inputs, kind):
+    """A short LoRA (the drag is under test), cached by ComfyUI with the inversion after the first kind."""
+    graph = default_pipeline("DragKitDragNeXt", "custom", "GoodDrag / DragNeXt", regions=[DRAGNEXT_REGIONS[kind]])
+    graph["lora"]["inputs"]["steps"] = 5
+    info = client.object_info()
+    with_defaults(graph, "drag", info)
+    with_defaults(graph, "sampler", info)
+    run = client.run(graph, timeout=1500)
+    assert run.status == "success", run.describe()
+    (report,) = run.outputs["report"]["edit"]
+    assert report["finite"] and report["steps"] > 0, report
+    assert report["change_inside"] > report["change_outside"], report
+    summary = run.outputs["drag"]["text"][0]
+    errors = {p.split()[2]: float(p.split()[3]) for p in summary.split("; ") if p.startswith("region error")}
+    assert errors["after"] < errors["before"], summary  # the target region now looks like the handle region
+    (saved,) = run.outputs["save"]["images"]
+    picture = np.asarray(Image.open(structure_inputs / "output" / saved["subfolder"] / saved["filename"]))
+    assert picture.shape == (HEIGHT, WIDTH, 3) and picture.std() > 0
+
+
 @pytest.mark.parametrize("method, lora_preset, invert_preset, budget", [
     ("DragKitEasyDrag", None, "EasyDrag", {"max_iterations": 1000}),
+    ("DragKitDragNeXt", "custom", "GoodDrag / DragNeXt", {"iterations": 1000, "eta_mode": "final"}),  # no skipped step
     ("DragKitAdaptiveDrag", "custom", "AdaptiveDrag", {"initial_budget": 1000, "max_budget": 1000}),
 ])
 def test_a_drag_cancels_promptly_and_leaves_the_model_as_it_was(client, structure_inputs, method, lora_preset,

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from graphs import base_graph, editor_graph, editor_spec, noisy_latent
+from graphs import base_graph, editor_graph, editor_spec, noisy_latent, region
 
 NAN = float("nan")
 
@@ -34,6 +34,8 @@ def drag_graph(method="DragKitDragDiffusion", spec=None, image_size=(64, 64), dr
         "DragKitDragDiffusion": {"loss_scale": "code", "max_iterations": 2, "patch_radius": 1, "track_radius": 3,
                                  "feature_block": 0},
         "DragKitEasyDrag": {"mode": "code", "max_iterations": 2, "step": 12.0},
+        "DragKitDragNeXt": {"mode": "regions (paper)", "eta_mode": "code", "pbsi_timesteps": 2, "iterations": 2,
+                            "fallback_radius": 4.0, "feature_block": 0},
         "DragKitAdaptiveDrag": {"image": ["image", 0], "budget_mode": "adaptive", "initial_budget": 2, "max_budget": 3,
                                 "superpixels": 50, "points_per_side": 4, "mask_mode": "official", "feature_block": 0},
     }[method]
@@ -113,7 +115,41 @@ BAD_WIDGETS.update({
     "closs mode": (closs_graph(closs="official_noop"), "sampler", "closs", "'official_noop' is not one of"),
     "closs temperature nan": (closs_graph(temperature=NAN), "sampler", "temperature", "finite"),
     "auto mask mode": (auto_mask_graph(mode="grabcut"), "auto", "mode", "'grabcut' is not one of"),
+    "dragnext mode": (drag_graph("DragKitDragNeXt", mode="fast"), "drag", "mode", "'fast' is not one of"),
+    "dragnext eta_mode": (drag_graph("DragKitDragNeXt", eta_mode="linear"), "drag", "eta_mode", "'linear' is not one of"),
+    "dragnext fallback_radius nan": (drag_graph("DragKitDragNeXt", fallback_radius=NAN), "drag", "fallback_radius",
+                                     "finite"),
 })
+
+BAD_REGIONS = {  # the editor's drag_data, refused at queue time with the pair named
+    "empty": ([{"pair": 0, "type": "deform", "mask": {"rle": [64 * 64]}}], "region for pair 1 is empty"),
+    "rotation without a centre": ([region(0, "rotate", (4, 4, 20, 20))], "region for pair 1 is a rotation but has no centre"),
+    "centre outside": ([region(0, "rotate", (4, 4, 20, 20), center=(70, 10))], "region for pair 1 centre (70, 10) lies outside"),
+    "sent off the image": ([region(0, "translate", (56, 0, 64, 8))], "region for pair 1: moved to its target it would leave"),
+    "too thin": ([region(0, "translate", (11, 0, 12, 64))], "region for pair 1 is too thin"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_REGIONS))
+def test_a_bad_region_is_refused_at_queue_time_naming_drag_data_and_the_pair(client, case):
+    regions, expected = BAD_REGIONS[case]
+    assert expected in refused(client, editor_graph(editor_spec(regions=regions)), "editor", "drag_data")
+
+
+@pytest.mark.parametrize("kind, center", [("translate", None), ("rotate", (20, 20))])
+def test_dragnext_runs_on_the_tiny_checkpoint_and_lowers_the_region_error(client, kind, center):
+    spec = editor_spec(regions=[region(0, kind, (4, 4, 20, 20), center=center)])
+    run = client.run(drag_graph("DragKitDragNeXt", spec=spec, eta_mode="final"))
+    assert run.status == "success", run.describe()
+    assert run.outputs["digest"]["finite"] == [True]
+    measures = region_errors(run.outputs["drag"]["text"][0])
+    assert measures["after"] < measures["before"], measures
+
+
+def region_errors(summary: str) -> dict:
+    """DragNeXt's summary ends "; region error before X; region error after Y"."""
+    parts = [part.strip() for part in summary.split(";") if part.strip().startswith("region error")]
+    return {part.split()[2]: float(part.split()[3]) for part in parts}
 
 
 def test_adaptivedrag_and_the_closs_sampler_run_on_the_tiny_checkpoint_and_the_loss_falls(client):
