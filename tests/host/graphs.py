@@ -30,6 +30,12 @@ def region(pair: int, kind: str, box: tuple[int, int, int, int], width=64, heigh
     return out
 
 
+def region_errors(summary: str) -> dict:
+    """{"before": x, "after": y} from DragNeXt's summary, which ends "; region error before x; region error after y"."""
+    parts = [part.strip() for part in summary.split(";") if part.strip().startswith("region error")]
+    return {part.split()[2]: float(part.split()[3]) for part in parts}
+
+
 def base_graph(size=64) -> dict:
     """Checkpoint → zeroed conditioning (the tiny CLIP is random) and an empty latent."""
     return {

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from graphs import base_graph, region
+from graphs import base_graph, region, region_errors
 from models import STRUCTURE_UNET, write_tiny_checkpoint
 
 CHECKPOINT = "structure_sd15.safetensors"
@@ -87,6 +87,25 @@ def with_defaults(graph: dict, node: str, object_info: dict) -> None:
             graph[node]["inputs"][name] = options["default"]
 
 
+def run_at_defaults(client, graph: dict) -> tuple:
+    """Runs the graph with the drag's and the sampler's unset inputs at their defaults; the run and
+    the drag's report, both checked (success, finite latents, some steps)."""
+    info = client.object_info()
+    with_defaults(graph, "drag", info)
+    with_defaults(graph, "sampler", info)
+    run = client.run(graph, timeout=1500)
+    assert run.status == "success", run.describe()
+    (report,) = run.outputs["report"]["edit"]
+    assert report["finite"] and report["steps"] > 0, report
+    assert run.outputs["digest"]["finite"] == [True]
+    return run, report
+
+
+def saved_picture(base, run) -> np.ndarray:
+    (saved,) = run.outputs["save"]["images"]
+    return np.asarray(Image.open(base / "output" / saved["subfolder"] / saved["filename"]))
+
+
 @pytest.mark.parametrize("method, lora_preset, invert_preset, painted", [
     ("DragKitDragDiffusion", "DragDiffusion", "DragDiffusion", True),
     ("DragKitGoodDrag", "GoodDrag", "GoodDrag / DragNeXt", True),
@@ -96,20 +115,10 @@ def with_defaults(graph: dict, node: str, object_info: dict) -> None:
 ])
 def test_default_settings_run_end_to_end_and_move_the_handles(client, structure_inputs, method, lora_preset, invert_preset,
                                                               painted):
-    graph = default_pipeline(method, lora_preset, invert_preset, painted)
-    info = client.object_info()
-    with_defaults(graph, "drag", info)
-    with_defaults(graph, "sampler", info)
-    run = client.run(graph, timeout=1500)
-    assert run.status == "success", run.describe()
-    (report,) = run.outputs["report"]["edit"]
-    assert report["finite"] and report["steps"] > 0, report
+    run, report = run_at_defaults(client, default_pipeline(method, lora_preset, invert_preset, painted))
     for start, end, target in zip(report["start"], report["handles"], report["targets"]):
         assert math.dist(end, target) < math.dist(start, target), report
-    assert run.outputs["digest"]["finite"] == [True]
-    (saved,) = run.outputs["save"]["images"]
-    picture = np.asarray(Image.open(structure_inputs / "output" / saved["subfolder"] / saved["filename"]))
-    assert picture.shape == (HEIGHT, WIDTH, 3)
+    assert saved_picture(structure_inputs, run).shape == (HEIGHT, WIDTH, 3)
     if method == "DragKitAdaptiveDrag":  # the CLoss sampler reports its loss, which falls
         (summary,) = run.outputs["sampler"]["text"]
         first, last = (float(v) for v in summary.rsplit(":", 1)[1].split("→"))
@@ -128,19 +137,11 @@ def test_dragnext_moves_each_kind_of_region_toward_its_target(client, structure_
     """A short LoRA (the drag is under test), cached by ComfyUI with the inversion after the first kind."""
     graph = default_pipeline("DragKitDragNeXt", "custom", "GoodDrag / DragNeXt", regions=[DRAGNEXT_REGIONS[kind]])
     graph["lora"]["inputs"]["steps"] = 5
-    info = client.object_info()
-    with_defaults(graph, "drag", info)
-    with_defaults(graph, "sampler", info)
-    run = client.run(graph, timeout=1500)
-    assert run.status == "success", run.describe()
-    (report,) = run.outputs["report"]["edit"]
-    assert report["finite"] and report["steps"] > 0, report
+    run, report = run_at_defaults(client, graph)
     assert report["change_inside"] > report["change_outside"], report
-    summary = run.outputs["drag"]["text"][0]
-    errors = {p.split()[2]: float(p.split()[3]) for p in summary.split("; ") if p.startswith("region error")}
-    assert errors["after"] < errors["before"], summary  # the target region now looks like the handle region
-    (saved,) = run.outputs["save"]["images"]
-    picture = np.asarray(Image.open(structure_inputs / "output" / saved["subfolder"] / saved["filename"]))
+    errors = region_errors(run.outputs["drag"]["text"][0])
+    assert errors["after"] < errors["before"], errors  # the target region now looks like the handle region
+    picture = saved_picture(structure_inputs, run)
     assert picture.shape == (HEIGHT, WIDTH, 3) and picture.std() > 0
 
 

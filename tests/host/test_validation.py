@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from graphs import base_graph, editor_graph, editor_spec, noisy_latent, region
+from graphs import base_graph, editor_graph, editor_spec, noisy_latent, region, region_errors
 
 NAN = float("nan")
 
@@ -144,12 +144,6 @@ def test_dragnext_runs_on_the_tiny_checkpoint_and_lowers_the_region_error(client
     assert run.outputs["digest"]["finite"] == [True]
     measures = region_errors(run.outputs["drag"]["text"][0])
     assert measures["after"] < measures["before"], measures
-
-
-def region_errors(summary: str) -> dict:
-    """DragNeXt's summary ends "; region error before X; region error after Y"."""
-    parts = [part.strip() for part in summary.split(";") if part.strip().startswith("region error")]
-    return {part.split()[2]: float(part.split()[3]) for part in parts}
 
 
 def test_adaptivedrag_and_the_closs_sampler_run_on_the_tiny_checkpoint_and_the_loss_falls(client):
