@@ -54,3 +54,21 @@ def test_adaptivedrag_workflow_opens_with_every_link_in_place(comfy_page, sample
     assert (drag["budget_mode"], drag["initial_budget"], drag["max_budget"]) == ("adaptive", 160, 300)
     assert (sampler["closs"], sampler["start_layer"], sampler["end_layer"]) == ("sce", 10, 15)
     page.screenshot("adaptivedrag-workflow")
+
+
+def test_dragnext_workflow_opens_with_every_link_and_its_region_in_place(comfy_page, sample_images):
+    page = comfy_page
+    page.load_workflow(json.loads((ROOT / "workflows" / "dragnext.json").read_text()))
+    prompt = page.api_prompt()
+    node = {inputs["class_type"]: inputs["inputs"] for inputs in prompt.values()}
+    drag, sampler = node["DragKitDragNeXt"], node["DragKitMutualAttentionSampler"]
+    assert {name: producer(prompt, drag, name) for name in ("model", "inversion", "drag", "conditioning")} == {
+        "model": "DragKitLoRAFinetune", "inversion": "DragKitDDIMInvert", "drag": "DragKitEditor",
+        "conditioning": "CLIPTextEncode"}
+    assert producer(prompt, sampler, "edit") == "DragKitDragNeXt"
+    (region,) = json.loads(node["DragKitEditor"]["drag_data"])["regions"]
+    assert (region["type"], region["center"]) == ("rotate", [215, 265])
+    (editor,) = page.editor_nodes()
+    page.wait_for_image(editor)
+    page.screenshot("dragnext-workflow")
+    page.screenshot("dragnext-editor", editor)

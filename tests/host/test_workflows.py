@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from dragkit.core.drag import decode_rle
 from workflow import fit_to_tiny_checkpoint, nodes_of_type, workflow_to_prompt
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -13,11 +14,17 @@ DRAG100 = ROOT.parent / "shared" / "data" / "Drag100" / "lion_0"
 
 
 @pytest.fixture(scope="module")
-def gooddrag_prompt(client_module, comfy_base):
+def prompt_of(client_module, comfy_base):
+    """The API prompt of a shipped workflow, by name, with the sample pictures in input/."""
     for image in (ROOT / "workflows" / "images").iterdir():
         shutil.copy(image, comfy_base / "input" / image.name)
-    workflow = json.loads((ROOT / "workflows" / "gooddrag.json").read_text())
-    return workflow_to_prompt(workflow, client_module.object_info())
+    info = client_module.object_info()
+    return lambda name: workflow_to_prompt(json.loads((ROOT / "workflows" / f"{name}.json").read_text()), info)
+
+
+@pytest.fixture(scope="module")
+def gooddrag_prompt(prompt_of):
+    return prompt_of("gooddrag")
 
 
 def test_gooddrag_workflow_carries_the_drag100_sample(gooddrag_prompt):
@@ -33,8 +40,29 @@ def test_gooddrag_workflow_carries_the_drag100_sample(gooddrag_prompt):
     assert (good["drag_timesteps"], good["tracks_per_timestep"], good["steps_per_track"]) == (7, 10, 3)
 
 
-def test_gooddrag_workflow_is_accepted_by_the_server(client, gooddrag_prompt):
-    prompt = json.loads(json.dumps(gooddrag_prompt))
+def test_dragnext_workflow_turns_the_lions_head_as_a_rotate_region(prompt_of):
+    prompt = prompt_of("dragnext")
+    (editor,) = nodes_of_type(prompt, "DragKitEditor")
+    drag = json.loads(editor["drag_data"])
+    points = json.loads((DRAG100 / "points.json").read_text())["points"]
+    assert [[p["handle"], p["target"]] for p in drag["pairs"]] == [points[0:2]]
+    (region,) = drag["regions"]
+    assert (region["pair"], region["type"]) == (0, "rotate")
+    mask, head = decode_rle(drag["mask"]["rle"], 512, 512), decode_rle(region["mask"]["rle"], 512, 512)
+    assert head[166, 273] and head.sum() > 5000 and (mask | ~head).all(), "the head region lies in the editable mask"
+    assert [n["class_type"] for n in prompt.values()] == [
+        "CheckpointLoaderSimple", "CLIPTextEncode", "LoadImage", "DragKitEditor", "VAEEncode", "DragKitLoRAFinetune",
+        "DragKitDDIMInvert", "DragKitDragNeXt", "DragKitMutualAttentionSampler", "VAEDecode", "SaveImage"]
+    (lora,), (invert,), (drag_node,) = (nodes_of_type(prompt, t) for t in ("DragKitLoRAFinetune", "DragKitDDIMInvert",
+                                                                           "DragKitDragNeXt"))
+    assert (lora["preset"], invert["preset"]) == ("DragNeXt", "GoodDrag / DragNeXt")
+    assert (drag_node["mode"], drag_node["eta_mode"], drag_node["pbsi_timesteps"], drag_node["iterations"]) == (
+        "regions (paper)", "code", 5, 10)
+
+
+@pytest.mark.parametrize("name", ["gooddrag", "dragnext"])
+def test_the_workflow_is_accepted_by_the_server(client, prompt_of, name):
+    prompt = prompt_of(name)
     fit_to_tiny_checkpoint(prompt, "tiny_sd15.safetensors")
     # Validation (the /prompt answer) is what this test is about; the pipeline itself runs, at a
     # size the CPU handles, in test_drag_pipeline. Stop at the first progress report.

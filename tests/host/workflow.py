@@ -47,6 +47,8 @@ def fit_to_tiny_checkpoint(prompt: dict, checkpoint: str) -> None:
         inputs.update(steps=10)
     for inputs in nodes_of_type(prompt, "DragKitGoodDrag"):
         inputs.update(feature_block=0, drag_timesteps=1, tracks_per_timestep=2, steps_per_track=1)
+    for inputs in nodes_of_type(prompt, "DragKitDragNeXt"):
+        inputs.update(feature_block=0, pbsi_timesteps=2, iterations=2)
     for inputs in nodes_of_type(prompt, "DragKitMutualAttentionSampler"):
         inputs.update(start_layer=2, end_layer=3)
 
