@@ -172,6 +172,10 @@ class AlternatingDrag:
                 self._track(self._tracking_features(seen, z, t), anchors)
                 tracks += 1
             self.log.record(loss, self.handles)
+        if self.stop_reason is None and self._stalled():
+            # The official loop checks the no-progress counter before each timestep's drag: reached
+            # at this timestep's last tracking, it drags no more (mutual attention from the next step).
+            self.stop_reason = STALLED
         return z.detach()
 
     def final_stop_reason(self) -> str:
@@ -180,10 +184,11 @@ class AlternatingDrag:
     def _stop_rule(self) -> str | None:
         if reached(self.handles, self.targets, self.settings.reach_distance):
             return REACHED
+        return STALLED if self._stalled() else None
+
+    def _stalled(self) -> bool:
         limit = self.settings.max_unchanged_tracks
-        if limit is not None and self.stalls >= limit:
-            return STALLED
-        return None
+        return limit is not None and self.stalls >= limit
 
     def _tracking_features(self, seen: Observation, z: torch.Tensor, t: int) -> torch.Tensor:
         if not self.settings.track_after_update:

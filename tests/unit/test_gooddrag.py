@@ -114,6 +114,18 @@ def test_no_progress_stops_after_the_configured_number_of_unchanged_trackings():
     assert result.index == s.inversion.start_index + 1  # the timestep it stopped at is still denoised
 
 
+def test_a_no_progress_stop_at_a_timesteps_last_tracking_ends_the_drag_there():
+    """The official loop checks the counter before each timestep's drag (pipeline.py `good_drag`): when
+    the 10th unchanged tracking is a timestep's last, the next timestep is neither re-tracked nor
+    dragged, and mutual attention starts there."""
+    s = scene(strength=0.75)
+    settings = replace(GoodDragSettings(), learning_rate=0.0)  # nothing moves: every tracking is unchanged
+    result = gooddrag.optimise(s.denoiser, s.inversion, spec(FAR_DRAG), s.cond, settings)
+    assert result.stop_reason == STALLED and len(result.losses) == 10 * 3
+    assert result.index == s.inversion.start_index + 1
+    assert 721 not in s.denoiser.predicted_timesteps
+
+
 def test_zero_length_drag_leaves_the_latent_equal_to_the_reference():
     s = scene(strength=0.75)
     result = gooddrag.optimise(s.denoiser, s.inversion, spec((((40.0, 64.0),), ((40.0, 64.0),))), s.cond)
