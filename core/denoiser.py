@@ -15,7 +15,8 @@ Conventions, the same as the papers' diffusers code so that their hyper-paramete
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
@@ -68,6 +69,20 @@ class Denoiser(Protocol):
 
     def attention_hook(self, hook: AttentionHook | None) -> AbstractContextManager[None]:
         """While the context is open, every self-attention of the UNet goes through `hook`."""
+
+
+class AttentionHookSlot:
+    """A denoiser's `attention_hook`: one hook at a time in `_hook`, the previous one back on exit."""
+
+    _hook: AttentionHook | None = None
+
+    @contextmanager
+    def attention_hook(self, hook: AttentionHook | None) -> Iterator[None]:
+        previous, self._hook = self._hook, hook
+        try:
+            yield
+        finally:
+            self._hook = previous
 
 
 class GuidedDenoiser:

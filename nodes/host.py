@@ -23,12 +23,12 @@ import comfy.utils
 import folder_paths
 import latent_preview
 
-from ..core.denoiser import AttentionCall, AttentionHook, Prediction
+from ..core.denoiser import AttentionCall, AttentionHookSlot, Prediction
 
 _PLACES = {"input": "down", "middle": "mid", "output": "up"}
 
 
-class ComfyDenoiser:
+class ComfyDenoiser(AttentionHookSlot):
     """ε-prediction in the DDPM convention on a clone of a ComfyUI SD-family MODEL.
 
     With `for_gradients`, the clone is one whose weights are ordinary, fully loaded parameters:
@@ -44,7 +44,6 @@ class ComfyDenoiser:
         self._unet = unet
         self._self_attention = _self_attention_sites(unet)
         self._stage_ends = _decoder_stage_ends(unet)
-        self._hook: AttentionHook | None = None
         self._timestep = 0
 
     # --- model management ---------------------------------------------------------------------
@@ -146,13 +145,6 @@ class ComfyDenoiser:
         eps = (x - denoised) / sigma_view
         return Prediction(eps=eps, features={i: features[i] for i in up_features})
 
-    @contextlib.contextmanager
-    def attention_hook(self, hook: AttentionHook | None) -> Iterator[None]:
-        previous, self._hook = self._hook, hook
-        try:
-            yield
-        finally:
-            self._hook = previous
 
     # --- internals ------------------------------------------------------------------------------
 

@@ -10,16 +10,15 @@ LoRA, SDPA (`AttnProcessor2_0`) with one; the LoRA is loaded as diffusers loads 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
-from dragkit.core.denoiser import AttentionCall, AttentionHook, Prediction
+from dragkit.core.denoiser import AttentionCall, AttentionHookSlot, Prediction
 
 
-class DiffusersDenoiser:
+class DiffusersDenoiser(AttentionHookSlot):
     def __init__(self, folder: Path, lora: Path | None = None) -> None:
         from diffusers import DDIMScheduler, UNet2DConditionModel
         from diffusers.models.attention_processor import AttnProcessor
@@ -38,7 +37,6 @@ class DiffusersDenoiser:
         self.unet = unet.eval().requires_grad_(False)
         scheduler = DDIMScheduler.from_pretrained(folder, subfolder=".")
         self._alphas_cumprod = scheduler.alphas_cumprod.to(torch.float64)
-        self._hook: AttentionHook | None = None
         self._wrap_self_attention()
 
     @property
@@ -68,13 +66,6 @@ class DiffusersDenoiser:
                 handle.remove()
         return Prediction(eps=eps, features=taps)
 
-    @contextmanager
-    def attention_hook(self, hook: AttentionHook | None) -> Iterator[None]:
-        previous, self._hook = self._hook, hook
-        try:
-            yield
-        finally:
-            self._hook = previous
 
     def _wrap_self_attention(self) -> None:
         processors = self.unet.attn_processors  # down_blocks, up_blocks, mid_block: not execution order

@@ -4,8 +4,14 @@ loader, and DragKit's inversion and GoodDrag on `nodes/host.py`'s denoiser (a CP
 
 ComfyUI computes ᾱ from its own float64 beta schedule and runs its own attention, so the last bits
 differ from the official run's; what must still agree is the drag's course: the number of
-motion-supervision steps and trackings, the timesteps, the stop, and the final handles (within the
-cells the run's own tolerance allows, as in test_gooddrag_conformance).
+motion-supervision steps and trackings, the timesteps, the stop, and the handles. Measured on
+ComfyUI 0.3.75, 2 threads (against the official run):
+- N: inverted latent norm rel −2.9e-6, step-0 loss rel 2.5e-5, handles equal for 15 steps, then at
+  most 3 cells apart (the same near-tie as through diffusers), final handles 1 cell apart;
+- A: rel 1.7e-6 and −1.9e-5, equal for 18 steps, then at most 1 cell, final handles equal;
+- L: rel 1.7e-6 and −6.6e-5, equal for 42 steps, then at most 4 cells, final handle equal;
+all with the official step and tracking counts and the stop "reached". The bounds below allow one
+cell more than the diffusers path (and 1e-3 on the step-0 loss) for the other ComfyUI's last bits.
 """
 
 from __future__ import annotations
@@ -78,7 +84,7 @@ def host():
     return importlib.import_module("dragkit.nodes.host")
 
 
-@pytest.mark.parametrize("name", ["N", "A"])
+@pytest.mark.parametrize("name", ["N", "A", "L"])
 def test_the_drag_through_comfyui_keeps_the_official_course(host, name, cond):
     reference = REFERENCE[name]
     with host.gradients():

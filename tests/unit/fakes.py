@@ -9,13 +9,12 @@ mid layer). ε is a fixed function of t, plus the network's read-out when `depen
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
-from dragkit.core.denoiser import AttentionCall, AttentionHook, Prediction
+from dragkit.core.denoiser import AttentionCall, AttentionHook, AttentionHookSlot, Prediction
 
 SD15_LAYER_PLACES = ("down",) * 6 + ("mid",) + ("up",) * 9
 UP_BLOCK_LAST_LAYER = (6, 9, 12, 15)  # the self-attention layer each up_blocks[i] tap follows
@@ -59,7 +58,7 @@ class CpuDenoiser:
         return self._dtype
 
 
-class FakeDenoiser(CpuDenoiser):
+class FakeDenoiser(AttentionHookSlot, CpuDenoiser):
     def __init__(
         self,
         *,
@@ -84,7 +83,6 @@ class FakeDenoiser(CpuDenoiser):
         self.attention_weights = [tuple(weight(hidden_size, hidden_size) for _ in range(4)) for _ in SD15_LAYER_PLACES]
         self.read_out = weight(hidden_size, channels)
         self._dtype = dtype
-        self._hook: AttentionHook | None = None
         self.predicted_timesteps: list[int | torch.Tensor] = []  # t of every predict() call, as given, in order
 
     @property
@@ -95,13 +93,6 @@ class FakeDenoiser(CpuDenoiser):
     def active_hook(self) -> AttentionHook | None:
         return self._hook
 
-    @contextmanager
-    def attention_hook(self, hook: AttentionHook | None) -> Iterator[None]:
-        previous, self._hook = self._hook, hook
-        try:
-            yield
-        finally:
-            self._hook = previous
 
     def eps_of_t(self, t: int | torch.Tensor, shape: torch.Size) -> torch.Tensor:
         """The part of ε that depends on t only (one t, or one per row): a smooth pattern over the
