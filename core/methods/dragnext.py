@@ -95,8 +95,8 @@ def optimise(
 ) -> DragResult:
     """PBSI from the inversion's timestep; the result sits after the last PBSI timestep's DDIM step.
 
-    `measures` holds the region error at the final targets (η = 1) on the last PBSI timestep, of
-    the unedited latent ("before") and of the edited one ("after"). Call it outside inference mode."""
+    `measures` holds each pair's region error at its final target (η = 1) on the last PBSI
+    timestep, of the unedited latent ("pair i region error before") and the edited one ("… after"). Call it outside inference mode."""
     grid = FeatureGrid.scaled(spec.width, spec.height, settings.feature_scale)
     probe = FeatureProbe(denoiser, inversion.schedule, cond, settings.feature_block, grid)
     motions = region_motions(spec, grid, settings.fallback_radius, settings.angle_step)
@@ -169,16 +169,17 @@ class _RegionOptimisation:
         return z.detach()
 
     def final_errors(self, seen: Observation, reference: Observation) -> tuple[tuple[str, float], ...]:
-        """Region error at η = 1 of the unedited and of the edited features at one timestep."""
-        warps = self.warps(1.0)
-        if not warps:
-            return ()
+        """Each pair's region error at η = 1, of the unedited ("before") and the edited ("after")
+        features at one timestep; pairs whose region does not move are left out."""
         weight = self.settings.feature_weight
-
-        def error(features: torch.Tensor) -> float:
-            return float(sum(region_loss(features, reference.features, w, weight) for w in warps) / len(warps))
-
-        return (("region error before", error(reference.features)), ("region error after", error(seen.features)))
+        measures = []
+        for pair, motion in enumerate(self.motions, start=1):
+            warp = motion.warp_at(1.0)
+            if warp is None or not warp.target.numel():
+                continue
+            for when, features in (("before", reference.features), ("after", seen.features)):
+                measures.append((f"pair {pair} region error {when}", float(region_loss(features, reference.features, warp, weight))))
+        return tuple(measures)
 
     def _handles(self, eta: float) -> torch.Tensor:
         return torch.tensor([motion.handle_at(eta) for motion in self.motions], dtype=torch.float32)

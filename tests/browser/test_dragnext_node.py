@@ -94,7 +94,7 @@ def test_a_region_painted_and_typed_in_the_editor_drives_dragnext(comfy_page, vu
     assert history["status"]["status_str"] == "success", history["status"]
     outputs = history["outputs"]
     (summary,) = outputs[ids["drag"]]["text"]
-    assert "region error before" in summary and "region error after" in summary, summary
+    assert "pair 1 region error before" in summary and "pair 1 region error after" in summary, summary
     assert outputs[ids["drag"]]["images"], "DragNeXt showed no preview of its regions"
     assert outputs[ids["preview"]]["images"], "no edited picture"
     page.screenshot("dragnext-page")

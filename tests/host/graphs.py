@@ -31,9 +31,13 @@ def region(pair: int, kind: str, box: tuple[int, int, int, int], width=64, heigh
 
 
 def region_errors(summary: str) -> dict:
-    """{"before": x, "after": y} from DragNeXt's summary, which ends "; region error before x; region error after y"."""
-    parts = [part.strip() for part in summary.split(";") if part.strip().startswith("region error")]
-    return {part.split()[2]: float(part.split()[3]) for part in parts}
+    """{pair: {"before": x, "after": y}} from DragNeXt's summary ("…; pair 1 region error before x; …")."""
+    errors: dict = {}
+    for part in (p.strip() for p in summary.split(";")):
+        words = part.split()
+        if words[2:4] == ["region", "error"]:
+            errors.setdefault(int(words[1]), {})[words[4]] = float(words[5])
+    return errors
 
 
 def base_graph(size=64) -> dict:
