@@ -96,7 +96,8 @@ def optimise(
     """PBSI from the inversion's timestep; the result sits after the last PBSI timestep's DDIM step.
 
     `measures` holds each pair's region error at its final target (η = 1) on the last PBSI
-    timestep, of the unedited latent ("pair i region error before") and the edited one ("… after"). Call it outside inference mode."""
+    timestep, of the unedited latent ("pair i region error before") and the edited one ("… after").
+    Call it outside inference mode."""
     grid = FeatureGrid.scaled(spec.width, spec.height, settings.feature_scale)
     probe = FeatureProbe(denoiser, inversion.schedule, cond, settings.feature_block, grid)
     motions = region_motions(spec, grid, settings.fallback_radius, settings.angle_step)
