@@ -104,7 +104,8 @@ def optimise(
     timesteps = inversion.timesteps[: settings.pbsi_timesteps]
     point_steps = min(settings.point_timesteps, len(timesteps)) * 30  # at most 10 tracks of 3 steps each
     log = StepLog(len(timesteps) * settings.iterations + point_steps, grid, on_step)
-    lro = _RegionOptimisation(settings, probe, motions, keep_mask(spec.editable_mask(), grid, inversion.latent.shape[-2:]), log)
+    keep = keep_mask(spec.editable_mask(), grid, inversion.latent.shape[-2:]).to(inversion.latent.device)
+    lro = _RegionOptimisation(settings, probe, motions, keep, log)
     points = None
     if settings.point_timesteps:
         points = AlternatingDrag(spec, settings.point_settings(), probe, inversion.latent, log)
@@ -153,7 +154,6 @@ class _RegionOptimisation:
 
     def at_timestep(self, z: torch.Tensor, t: int, timestep_index: int, reference: Observation) -> torch.Tensor:
         settings = self.settings
-        self.keep = self.keep.to(z.device)
         z = z.detach().clone().requires_grad_(True)
         adam = torch.optim.Adam([z], lr=settings.learning_rate)
         for k in range(settings.iterations):
