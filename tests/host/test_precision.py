@@ -105,3 +105,29 @@ def test_easydrag_and_reference_guided_sampling_are_finite_and_move_the_handle(d
     policy = MutualSelfAttention(schedule.timesteps, layers=None, places=("up",))
     sampled = reference_guided_sample(denoiser, result.latent, inversion, CONTEXT, result.index, policy, reference_from=8)
     assert torch.isfinite(sampled).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_dragnext_is_finite_in_float32_and_lowers_the_region_error(dtype):
+    patcher, _ = narrow_sd15_patcher(dtype=dtype)
+    import numpy as np
+
+    from dragkit.core.drag import DragSpec, Region
+    from dragkit.core.inversion import invert
+    from dragkit.core.methods import dragnext
+    from dragkit.core.schedule import ddim_schedule
+    from dragkit.nodes import host
+
+    region = np.zeros((128, 128), dtype=bool)
+    region[52:76, 28:52] = True
+    spec = DragSpec(128, 128, ((40.0, 64.0),), ((72.0, 64.0),), regions=(Region(0, "translate", region),))
+    settings = dragnext.DragNeXtSettings(pbsi_timesteps=2, eta_mode="final")
+    with host.gradients():
+        denoiser = host.ComfyDenoiser(patcher, for_gradients=True)
+        denoiser.load_for_gradients()
+        inversion = invert(denoiser, smooth_latent(), CONTEXT, ddim_schedule(denoiser.alphas_cumprod, 20), 0.7)
+        result = dragnext.optimise(denoiser, inversion, spec, CONTEXT, settings)
+    assert result.latent.dtype == torch.float32 and torch.isfinite(result.latent).all()
+    assert len(result.losses) == 20 and all(torch.isfinite(torch.tensor(result.losses)))
+    errors = dict(result.measures)
+    assert errors["pair 1 region error after"] < errors["pair 1 region error before"], f"{dtype}: {errors}"
