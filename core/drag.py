@@ -78,6 +78,24 @@ class DragSpec:
     def with_mask(self, mask: np.ndarray | None) -> DragSpec:
         return DragSpec(self.width, self.height, self.handles, self.targets, mask, self.regions)
 
+    def resized(self, width: int, height: int) -> DragSpec:
+        """The same drag on the picture scaled to `width` × `height`: points and centres scaled,
+        masks resampled nearest (as the editor does when another picture is loaded)."""
+        sx, sy = width / self.width, height / self.height
+
+        def point(p: Point) -> Point:
+            return p[0] * sx, p[1] * sy
+
+        def mask(m: np.ndarray) -> np.ndarray:
+            rows = np.minimum((np.arange(height) + 0.5) / sy, self.height - 1).astype(int)
+            cols = np.minimum((np.arange(width) + 0.5) / sx, self.width - 1).astype(int)
+            return m[np.ix_(rows, cols)]
+
+        regions = tuple(Region(r.pair, r.kind, mask(r.mask), None if r.center is None else point(r.center))
+                        for r in self.regions)
+        return DragSpec(width, height, tuple(map(point, self.handles)), tuple(map(point, self.targets)),
+                        None if self.mask is None else mask(self.mask), regions)
+
     # --- JSON -------------------------------------------------------------------------------
 
     def to_json(self) -> str:

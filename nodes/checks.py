@@ -20,6 +20,19 @@ class InputError(ValueError):
     """A node input that cannot be used; the message starts with the input's name."""
 
 
+class NonFiniteError(ValueError):
+    """A node's result holds NaN or Inf: it stops the graph with a message instead of a black picture."""
+
+
+def require_finite(tensor, what: str) -> None:
+    """Refuse a result with NaN or Inf values, saying which result and what usually causes it."""
+    if not bool(tensor.isfinite().all()):
+        raise NonFiniteError(
+            f"{what} has non-finite values (NaN or Inf). Usually a learning rate too high for the model's "
+            "precision or a broken checkpoint: lower learning_rate, or start ComfyUI with --force-fp32 to check"
+        )
+
+
 def check_widget_inputs(schema: io.Schema, values: dict) -> None:
     """The schema's ranges, choices and finiteness, for every widget value present (None = linked)."""
     for spec in schema.inputs:

@@ -14,7 +14,7 @@ from ..core import masks
 from ..core.methods import DragResult, adaptivedrag, dragdiffusion, dragnext, easydrag, gooddrag
 from . import host
 from .auto_mask import automatic_masks, drag_image, picture_of
-from .checks import CheckedNode, InputError, checked
+from .checks import CheckedNode, InputError, checked, require_finite
 from .inversion import DragKitInversion
 from .previews import drag_points, image_tensor, region_overlay
 from .sam2_loader import Sam2ModelType
@@ -54,10 +54,14 @@ def run_drag(optimise, settings, model, conditioning, inversion: DragKitInversio
             progress.update(iteration, total, picture(handles, regions) if show else None)
 
         result = optimise(denoiser, core_inversion, drag, cond, settings, on_step)
+    require_finite(result.latent, f"the dragged latent (after {len(result.losses)} gradient steps)")
     final = image_tensor(picture(result.handles))
     summary = f"{len(result.losses)} gradient steps, stopped: {result.stop_reason}; final handles " + ", ".join(
         f"({x:.0f}, {y:.0f})" for x, y in result.handles) + "".join(f"; {name} {value:.4g}" for name, value in result.measures)
-    return io.NodeOutput(DragKitEdit(result, inversion, drag), ui=_ui(final, summary))
+    handles = [{"start": list(start), "final": [float(v) for v in end], "target": list(target)}
+               for start, end, target in zip(drag.handles, result.handles, drag.targets)]
+    return io.NodeOutput(DragKitEdit(result, inversion, drag), ui={
+        **ui.PreviewImage(final).as_dict(), "text": [summary], "dragkit_handles": handles})
 
 
 def check_edit_inputs(model, inversion: DragKitInversion, drag: DragSpec | None = None) -> None:
@@ -76,10 +80,6 @@ def check_edit_inputs(model, inversion: DragKitInversion, drag: DragSpec | None 
             f"{latent_width * LATENT_SCALE}×{latent_height * LATENT_SCALE} image; feed the Editor and the "
             "VAEEncode before the inversion the same image"
         )
-
-
-def _ui(image, summary: str) -> dict:
-    return {**ui.PreviewImage(image).as_dict(), "text": [summary]}
 
 
 def _common_inputs() -> list:

@@ -11,7 +11,7 @@ from ..core.denoiser import GuidedDenoiser
 from ..core.inversion import Inversion, invert
 from ..core.schedule import ddim_schedule
 from . import host
-from .checks import CheckedNode, InputError, checked, single_item
+from .checks import CheckedNode, InputError, checked, require_finite, single_item
 from .previews import image_tensor
 from .types import InversionType
 
@@ -87,6 +87,7 @@ class DragKitDDIMInvert(CheckedNode):
         source = denoiser.to_model_latent(single_item(latent["samples"], "latent"))
         progress = host.Progress(round(strength * steps))
         inversion = invert(guided, source, cond, schedule, strength, on_step=progress.update)
+        require_finite(inversion.latent, "the inverted latent")
         preview = image_tensor(denoiser.preview(inversion.latent))
         value = DragKitInversion(inversion, conditioning, guidance, model)
         return io.NodeOutput(value, ui=ui.PreviewImage(preview, cls=cls))

@@ -8,7 +8,7 @@ from ..core.attention import MutualSelfAttention
 from ..core.motion import FeatureGrid
 from ..core.sampling import CORRESPONDENCE_MODES, CorrespondenceLoss, mutual_attention_sample, reference_guided_sample
 from . import host
-from .checks import CheckedNode, InputError, checked
+from .checks import CheckedNode, InputError, checked, require_finite
 from .drag import check_edit_inputs
 from .types import EditType, inversion_conditioning_input
 
@@ -152,6 +152,7 @@ def run_sampling(denoiser, edit, sample) -> io.NodeOutput:
     if steps <= 0:
         return io.NodeOutput({"samples": denoiser.from_model_latent(edit.result.latent)})
     latent = sample(host.Progress(steps).update)
+    require_finite(latent, "the sampled latent")
     return io.NodeOutput({"samples": denoiser.from_model_latent(latent)})
 
 

@@ -47,8 +47,9 @@ def prepare_base_directory(base: Path, testing_nodes: bool = True) -> Path:
 class ComfyServer:
     """`main.py` (with `--cpu` unless told otherwise) on a free loopback port; always stopped by `stop()`."""
 
-    def __init__(self, comfyui: Path, base: Path, extra_args: tuple[str, ...] = (), cpu: bool = True) -> None:
-        self.port = free_port()
+    def __init__(self, comfyui: Path, base: Path, extra_args: tuple[str, ...] = (), cpu: bool = True,
+                 port: int | None = None) -> None:
+        self.port = port or free_port()
         self.base = base
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = base / "server.log"
@@ -90,9 +91,10 @@ class ComfyServer:
 
 
 @contextlib.contextmanager
-def running_server(comfyui: Path, base: Path, extra_args: tuple[str, ...] = (), cpu: bool = True):
+def running_server(comfyui: Path, base: Path, extra_args: tuple[str, ...] = (), cpu: bool = True,
+                   port: int | None = None):
     """A ComfyServer that has answered /system_stats, stopped however the block ends."""
-    server = ComfyServer(comfyui, base, extra_args, cpu)
+    server = ComfyServer(comfyui, base, extra_args, cpu, port)
     try:
         server.wait_ready()
         yield server

@@ -114,6 +114,12 @@ def write_tiny_checkpoint(path: Path, seed: int = 0, unet: dict = TINY_UNET, dty
     return path
 
 
+def write_structure_checkpoint(path: Path) -> Path:
+    """SD 1.5's block layout at CPU size (STRUCTURE_UNET, fp16 as SD 1.5 files are) with a whole
+    random CLIP: every node of the example workflows runs on it, at their methods' layer indices."""
+    return write_tiny_checkpoint(path, seed=11, unet=STRUCTURE_UNET, dtype=torch.float16, full_clip=True)
+
+
 def narrow_sd15_patcher(seed: int = 0, dtype: torch.dtype = torch.float32):
     """A ComfyUI MODEL (ModelPatcher) with SD 1.5's block structure and narrow random weights,
     stored and computed in `dtype` (as ComfyUI runs SD 1.5 in fp16 on GPUs).

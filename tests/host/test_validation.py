@@ -218,3 +218,14 @@ def test_drag_and_sampler_use_the_inversions_conditioning_by_default(client):
     run = client.run(drag_graph())
     assert run.status == "success", run.describe()
     assert run.outputs["digest"]["finite"] == [True]
+
+
+def test_a_nan_in_the_latent_stops_the_graph_with_a_message_not_a_black_picture(client):
+    """A NaN that reaches the inversion (a broken model, an fp16 overflow) is named where it is met."""
+    graph = drag_graph()
+    graph["poison"] = {"class_type": "DragKitTestPoisonLatent", "inputs": {"latent": ["noisy", 0]}}
+    graph["invert"]["inputs"]["latent"] = ["poison", 0]
+    run = client.run(graph)
+    assert run.status == "error" and run.error["node_id"] == "invert"
+    assert run.error["exception_message"].startswith("the inverted latent has non-finite values (NaN or Inf)")
+    assert "digest" not in run.executed

@@ -6,6 +6,15 @@ inputs, links, the extra values the frontend keeps after seed and image-upload w
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from PIL import Image
+
+from pack import register_pack
+
+register_pack()
+from dragkit.core.drag import DragSpec  # noqa: E402
+
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 
 
@@ -64,3 +73,36 @@ def zero_out_text_encodings(prompt: dict) -> None:
                 if value == [node_id, 0]:
                     node["inputs"][name] = [zeroed, 0]
         prompt[zeroed] = {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": [node_id, 0]}}
+
+
+# Budgets the structure checkpoint (SD 1.5's block layout, random weights, models.STRUCTURE_UNET)
+# runs in a few minutes on 2 CPU cores, per node type; every other input keeps the workflow's value.
+STRUCTURE_BUDGETS = {
+    "DragKitLoRAFinetune": dict(preset="custom", steps=8, batch_size=1),
+    "DragKitDDIMInvert": dict(steps=20),
+    "DragKitDragDiffusion": dict(max_iterations=20),
+    "DragKitGoodDrag": dict(drag_timesteps=2, tracks_per_timestep=4, steps_per_track=2),
+    "DragKitEasyDrag": dict(max_iterations=20),
+    "DragKitDragNeXt": dict(pbsi_timesteps=2, iterations=5),
+    "DragKitAdaptiveDrag": dict(initial_budget=20, max_budget=30),
+    "DragKitAutoMask": dict(points_per_side=8),
+    "KSampler": dict(steps=4),
+}
+
+
+def fit_to_structure_checkpoint(prompt: dict, checkpoint: str, input_dir: Path, side: int = 256) -> None:
+    """The same node graph, sized for a CPU: the structure checkpoint, each edited picture scaled to
+    at most `side` px (a copy in `input_dir`, the Editor's drag scaled with it) and short budgets."""
+    for inputs in nodes_of_type(prompt, "CheckpointLoaderSimple"):
+        inputs["ckpt_name"] = checkpoint
+    for node in prompt.values():
+        node["inputs"].update(STRUCTURE_BUDGETS.get(node["class_type"], {}))
+    for editor in nodes_of_type(prompt, "DragKitEditor"):
+        loader = prompt[editor["image"][0]]["inputs"]
+        picture = Image.open(input_dir / loader["image"]).convert("RGB")
+        scale = side / max(picture.size)
+        size = tuple(max(8, round(v * scale / 8) * 8) for v in picture.size)
+        small = f"{Path(loader['image']).stem}_{size[0]}x{size[1]}.png"
+        picture.resize(size, Image.LANCZOS).save(input_dir / small)
+        loader["image"] = small
+        editor["drag_data"] = DragSpec.from_json(editor["drag_data"]).resized(*size).to_json()

@@ -41,6 +41,23 @@ def test_json_round_trip_keeps_points_mask_and_regions():
     assert np.array_equal(again.regions[0].mask, region_mask)
 
 
+def test_resized_scales_points_and_resamples_masks():
+    """Halving a picture halves every coordinate; a block mask becomes the same block at half size."""
+    mask = np.zeros((6, 8), bool)
+    mask[2:6, 4:8] = True
+    region_mask = np.zeros((6, 8), bool)
+    region_mask[0:2, 0:4] = True
+    spec = DragSpec(8, 6, ((2.0, 4.0),), ((6.0, 2.0),), mask, (Region(0, "rotate", region_mask, (4.0, 2.0)),))
+    half = spec.resized(4, 3)
+    assert (half.width, half.height, half.handles, half.targets) == (4, 3, ((1.0, 2.0),), ((3.0, 1.0),))
+    expected = np.zeros((3, 4), bool)
+    expected[1:3, 2:4] = True
+    assert np.array_equal(half.mask, expected)
+    assert half.regions[0].center == (2.0, 1.0) and half.regions[0].mask.sum() == 2 and half.regions[0].mask[0, :2].all()
+    again = half.resized(8, 6)  # nearest up-sampling gives the original block back
+    assert np.array_equal(again.mask, mask) and again.handles == spec.handles
+
+
 def test_no_mask_means_whole_image_editable():
     spec = DragSpec.from_json(spec_json())
     assert spec.mask is None and spec.editable_mask().all() and spec.editable_mask().shape == (6, 8)

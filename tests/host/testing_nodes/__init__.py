@@ -90,6 +90,23 @@ class DragKitTestDigest:
         return {"ui": {"digest": [digest], "finite": [bool(torch.isfinite(samples).all())]}}
 
 
+class DragKitTestPoisonLatent:
+    """One NaN in a copy of the latent, as a broken model or an overflow would leave it."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"latent": ("LATENT",)}}
+
+    RETURN_TYPES = ("LATENT",)
+    FUNCTION = "run"
+    CATEGORY = "DragKit/testing"
+
+    def run(self, latent):
+        samples = latent["samples"].clone()
+        samples.view(-1)[0] = float("nan")
+        return ({**latent, "samples": samples},)
+
+
 class DragKitTestInversionReport:
     @classmethod
     def INPUT_TYPES(cls):
@@ -169,4 +186,5 @@ NODE_CLASS_MAPPINGS = {
     "DragKitTestGradient": DragKitTestGradient,
     "DragKitTestPatchedLoop": DragKitTestPatchedLoop,
     "DragKitTestDigest": DragKitTestDigest,
+    "DragKitTestPoisonLatent": DragKitTestPoisonLatent,
 }
