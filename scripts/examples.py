@@ -85,7 +85,7 @@ def run_example(client, base: Path, workflow: Path, checkpoint: str, fitted: boo
     if prompt is None:
         prompt = workflow_to_prompt(json.loads(workflow.read_text()), client.object_info())
     if fitted:
-        fit_to_structure_checkpoint(prompt, checkpoint, base / "input", fit_side)
+        fit_to_structure_checkpoint(prompt, checkpoint, base, fit_side)
     else:
         for inputs in nodes_of_type(prompt, "CheckpointLoaderSimple"):
             inputs["ckpt_name"] = checkpoint

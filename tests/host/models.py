@@ -120,6 +120,22 @@ def write_structure_checkpoint(path: Path) -> Path:
     return write_tiny_checkpoint(path, seed=11, unet=STRUCTURE_UNET, dtype=torch.float16, full_clip=True)
 
 
+def tiny_sam2_state(seed: int = 0) -> dict[str, torch.Tensor]:
+    """SAM 2.1 Hiera tiny, built from Meta's package config, with random weights."""
+    from sam2.build_sam import build_sam2
+
+    torch.manual_seed(seed)
+    return build_sam2("configs/sam2.1/sam2.1_hiera_t.yaml", None, device="cpu", apply_postprocessing=False).state_dict()
+
+
+def write_tiny_sam2(path: Path, seed: int = 0) -> Path:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in tiny_sam2_state(seed).items()}, str(path))
+    return path
+
+
 def narrow_sd15_patcher(seed: int = 0, dtype: torch.dtype = torch.float32):
     """A ComfyUI MODEL (ModelPatcher) with SD 1.5's block structure and narrow random weights,
     stored and computed in `dtype` (as ComfyUI runs SD 1.5 in fp16 on GPUs).

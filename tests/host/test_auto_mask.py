@@ -12,6 +12,7 @@ from safetensors.torch import save_file
 from comfy_inprocess import comfyui_path
 from comfy_server import ComfyClient, prepare_base_directory, running_server
 from graphs import drag_pipeline, editor_spec
+from models import tiny_sam2_state
 
 SIZE = 64
 HANDLE, TARGET = (22.0, 32.0), (44.0, 32.0)
@@ -44,13 +45,6 @@ def client(sam_server):
     yield client
     client.close()
     assert server.is_alive(), f"the server died:\n{server.log()}"
-
-
-def tiny_sam2_state(seed=0):
-    from sam2.build_sam import build_sam2
-
-    torch.manual_seed(seed)
-    return build_sam2("configs/sam2.1/sam2.1_hiera_t.yaml", None, device="cpu", apply_postprocessing=False).state_dict()
 
 
 def auto_mask_graph(mode, sam2_name=None, **settings):

@@ -5,9 +5,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+import requests
 
 from dragkit.core.drag import decode_rle
-from workflow import fit_to_tiny_checkpoint, nodes_of_type, workflow_to_prompt
+from workflow import nodes_of_type, workflow_to_prompt
 
 ROOT = Path(__file__).resolve().parents[2]
 DRAG100 = ROOT.parent / "shared" / "data" / "Drag100" / "lion_0"
@@ -60,12 +61,30 @@ def test_dragnext_workflow_turns_the_lions_head_as_a_rotate_region(prompt_of):
         "regions (paper)", "code", 5, 10)
 
 
-@pytest.mark.parametrize("name", ["gooddrag", "dragnext"])
-def test_the_workflow_is_accepted_by_the_server(client, prompt_of, name):
+def test_every_workflow_is_in_the_template_browser(server):
+    """ComfyUI lists a pack's workflows folder under the pack's name (Workflow → Browse Templates)."""
+    listed = requests.get(f"{server.url}/workflow_templates", timeout=30).json()
+    assert sorted(listed["dragkit"]) == sorted(p.stem for p in (ROOT / "workflows").glob("*.json"))
+
+
+@pytest.mark.parametrize("name, chain, presets", [
+    ("dragdiffusion", ["DragKitLoRAFinetune", "DragKitDDIMInvert", "DragKitDragDiffusion", "DragKitMutualAttentionSampler"],
+     ("DragDiffusion", "DragDiffusion")),
+    ("easydrag", ["DragKitDDIMInvert", "DragKitEasyDrag", "DragKitReferenceGuidedSampler"], (None, "EasyDrag")),
+    ("drag_upscale_img2img", ["DragKitLoRAFinetune", "DragKitDDIMInvert", "DragKitGoodDrag", "DragKitMutualAttentionSampler",
+                              "VAEDecode", "ImageScaleBy", "VAEEncode", "KSampler", "VAEDecode", "SaveImage"], ("GoodDrag", "GoodDrag / DragNeXt")),
+])
+def test_each_method_workflow_chains_its_methods_nodes_on_the_sample(prompt_of, name, chain, presets):
     prompt = prompt_of(name)
-    fit_to_tiny_checkpoint(prompt, "tiny_sd15.safetensors")
-    # Validation (the /prompt answer) is what this test is about; the pipeline itself runs, at a
-    # size the CPU handles, in test_drag_pipeline. Stop at the first progress report.
-    run = client.run(prompt, on_progress=lambda c, _data: c.interrupt())
-    assert run.status == "interrupted", run.describe()
-    assert "4" in run.executed  # the DragKit Editor ran with the sample's points
+    (editor,) = nodes_of_type(prompt, "DragKitEditor")
+    points = json.loads((DRAG100 / "points.json").read_text())["points"]
+    assert [[p["handle"], p["target"]] for p in json.loads(editor["drag_data"])["pairs"]] == [points[0:2]]
+    for source, target in zip(chain, chain[1:]):  # each node feeds the next
+        assert any(prompt[value[0]]["class_type"] == source for inputs in nodes_of_type(prompt, target)
+                   for value in inputs.values() if isinstance(value, list)), (source, target)
+    lora, (invert,) = nodes_of_type(prompt, "DragKitLoRAFinetune"), nodes_of_type(prompt, "DragKitDDIMInvert")
+    assert ([entry["preset"] for entry in lora] or [None])[0] == presets[0] and invert["preset"] == presets[1]
+    if name == "easydrag":  # no LoRA: the checkpoint's own MODEL everywhere
+        (checkpoint,) = [k for k, v in prompt.items() if v["class_type"] == "CheckpointLoaderSimple"]
+        models = {tuple(inputs["model"]) for inputs in (n["inputs"] for n in prompt.values()) if "model" in inputs}
+        assert models == {(checkpoint, 0)}

@@ -44,37 +44,6 @@ def nodes_of_type(prompt: dict, class_type: str) -> list[dict]:
     return [node["inputs"] for node in prompt.values() if node["class_type"] == class_type]
 
 
-def fit_to_tiny_checkpoint(prompt: dict, checkpoint: str) -> None:
-    """Settings a tiny random-weight checkpoint can run quickly: it has one decoder stage
-    (up_blocks[0]) and self-attention layers 0–3, and its pictures are noise anyway."""
-    for inputs in nodes_of_type(prompt, "CheckpointLoaderSimple"):
-        inputs["ckpt_name"] = checkpoint
-    zero_out_text_encodings(prompt)
-    for inputs in nodes_of_type(prompt, "DragKitLoRAFinetune"):
-        inputs.update(preset="custom", steps=2, batch_size=1)
-    for inputs in nodes_of_type(prompt, "DragKitDDIMInvert"):
-        inputs.update(steps=10)
-    for inputs in nodes_of_type(prompt, "DragKitGoodDrag"):
-        inputs.update(feature_block=0, drag_timesteps=1, tracks_per_timestep=2, steps_per_track=1)
-    for inputs in nodes_of_type(prompt, "DragKitDragNeXt"):
-        inputs.update(feature_block=0, pbsi_timesteps=2, iterations=2)
-    for inputs in nodes_of_type(prompt, "DragKitMutualAttentionSampler"):
-        inputs.update(start_layer=2, end_layer=3)
-
-
-def zero_out_text_encodings(prompt: dict) -> None:
-    """Route every CLIPTextEncode through ConditioningZeroOut: the tiny checkpoint's CLIP is not
-    initialised (one key), so its text embeddings are not finite and DragKit refuses them."""
-    encoders = [node_id for node_id, node in prompt.items() if node["class_type"] == "CLIPTextEncode"]
-    for node_id in encoders:
-        zeroed = f"{node_id}_zero"
-        for node in prompt.values():
-            for name, value in node["inputs"].items():
-                if value == [node_id, 0]:
-                    node["inputs"][name] = [zeroed, 0]
-        prompt[zeroed] = {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": [node_id, 0]}}
-
-
 # Budgets the structure checkpoint (SD 1.5's block layout, random weights, models.STRUCTURE_UNET)
 # runs in a few minutes on 2 CPU cores, per node type; every other input keeps the workflow's value.
 STRUCTURE_BUDGETS = {
@@ -84,25 +53,36 @@ STRUCTURE_BUDGETS = {
     "DragKitGoodDrag": dict(drag_timesteps=2, tracks_per_timestep=4, steps_per_track=2),
     "DragKitEasyDrag": dict(max_iterations=20),
     "DragKitDragNeXt": dict(pbsi_timesteps=2, iterations=5),
-    "DragKitAdaptiveDrag": dict(initial_budget=20, max_budget=30),
+    "DragKitAdaptiveDrag": dict(initial_budget=20, max_budget=30, points_per_side=8),
     "DragKitAutoMask": dict(points_per_side=8),
     "KSampler": dict(steps=4),
 }
 
 
-def fit_to_structure_checkpoint(prompt: dict, checkpoint: str, input_dir: Path, side: int = 256) -> None:
+RANDOM_SAM2 = "dragkit_random_sam2.1_hiera_tiny.safetensors"
+
+
+def fit_to_structure_checkpoint(prompt: dict, checkpoint: str, base: Path, side: int = 256) -> None:
     """The same node graph, sized for a CPU: the structure checkpoint, each edited picture scaled to
-    at most `side` px (a copy in `input_dir`, the Editor's drag scaled with it) and short budgets."""
+    at most `side` px (a copy in <base>/input, the Editor's drag scaled with it), short budgets, and
+    a random-weight SAM 2 tiny for SAM 2 loaders (written to <base>/models/sam2 when missing)."""
     for inputs in nodes_of_type(prompt, "CheckpointLoaderSimple"):
         inputs["ckpt_name"] = checkpoint
     for node in prompt.values():
         node["inputs"].update(STRUCTURE_BUDGETS.get(node["class_type"], {}))
     for editor in nodes_of_type(prompt, "DragKitEditor"):
         loader = prompt[editor["image"][0]]["inputs"]
-        picture = Image.open(input_dir / loader["image"]).convert("RGB")
+        picture = Image.open(base / "input" / loader["image"]).convert("RGB")
         scale = side / max(picture.size)
         size = tuple(max(8, round(v * scale / 8) * 8) for v in picture.size)
         small = f"{Path(loader['image']).stem}_{size[0]}x{size[1]}.png"
-        picture.resize(size, Image.LANCZOS).save(input_dir / small)
+        picture.resize(size, Image.LANCZOS).save(base / "input" / small)
         loader["image"] = small
         editor["drag_data"] = DragSpec.from_json(editor["drag_data"]).resized(*size).to_json()
+    for loader in nodes_of_type(prompt, "DragKitSAM2Loader"):
+        sam2 = base / "models" / "sam2" / RANDOM_SAM2
+        if not sam2.exists():
+            from models import write_tiny_sam2
+
+            write_tiny_sam2(sam2)
+        loader["sam2_name"] = RANDOM_SAM2
