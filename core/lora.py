@@ -33,6 +33,7 @@ class LoraSettings:
     steps: int = 80
     learning_rate: float = 5e-4
     batch_size: int = 4
+    micro_batch_size: int = 0  # images per forward/backward pass (gradients accumulated); 0 = the whole batch
     weight_decay: float = 1e-2  # AdamW defaults the papers' code keeps
     betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 1e-8
@@ -78,11 +79,10 @@ def train_lora(
             t = torch.randint(0, len(alphas), (settings.batch_size,), generator=generator)
             a = alphas[t].view(-1, 1, 1, 1).to(x0.device)
             x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
-            loss = F.mse_loss(denoiser.predict(x_t, t.to(x0.device), cond).eps.float(), noise)
+            optimizer.zero_grad(set_to_none=True)
+            loss = _accumulate_gradients(denoiser, x_t, t.to(x0.device), noise, cond, settings, scaler)
             if not torch.isfinite(loss):
                 raise LoraTrainingError(f"the training loss became {loss.item()} at step {step + 1} ({_dtype_hint(denoiser)})")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
             scaler.step(optimizer)  # skips a step whose (scaled) gradients overflowed
             scaler.update()
             losses.append(loss.item())
@@ -95,6 +95,20 @@ def train_lora(
             weights[f"{name}.lora_up.weight"] = up.detach().cpu().clone()
     check_finite(weights, f"after {settings.steps} steps ({_dtype_hint(denoiser)})")
     return LoraResult(weights=weights, losses=tuple(losses))
+
+
+def _accumulate_gradients(denoiser: Denoiser, x_t, t, noise, cond, settings: LoraSettings, scaler) -> torch.Tensor:
+    """The batch's mean noise-prediction loss, its gradients accumulated over micro-batches: the
+    same update as one pass over the whole batch, with a micro-batch's activations in memory."""
+    size = settings.micro_batch_size or settings.batch_size
+    total = torch.zeros((), device=x_t.device)
+    for part in range(0, settings.batch_size, size):
+        rows = slice(part, part + size)
+        eps = denoiser.predict(x_t[rows], t[rows], cond).eps.float()
+        loss = F.mse_loss(eps, noise[rows]) * (eps.shape[0] / settings.batch_size)
+        scaler.scale(loss).backward()
+        total += loss.detach()
+    return total
 
 
 class LoraTrainingError(RuntimeError):

@@ -61,7 +61,7 @@ def run_drag(optimise, settings, model, conditioning, inversion: DragKitInversio
     handles = [{"start": list(start), "final": [float(v) for v in end], "target": list(target)}
                for start, end, target in zip(drag.handles, result.handles, drag.targets)]
     return io.NodeOutput(DragKitEdit(result, inversion, drag), ui={
-        **ui.PreviewImage(final).as_dict(), "text": [summary], "dragkit_handles": handles})
+        "dragkit_preview": ui.PreviewImage(final).as_dict()["images"], "text": [summary], "dragkit_handles": handles})
 
 
 def check_edit_inputs(model, inversion: DragKitInversion, drag: DragSpec | None = None) -> None:

@@ -144,7 +144,8 @@ class ComfyPage:
             f"""() => {{
               const editor = {APP}.graph.getNodeById({node_id}).dragkitEditor;
               return {{ json: editor.state.toJSON(), value: editor.value, pairs: editor.state.pairs.length,
-                        status: editor.status.textContent }};
+                        status: editor.status.textContent, tool: editor.tool, brush: editor.brushSize,
+                        pending: editor.pending }};
             }}"""
         )
 
@@ -188,10 +189,22 @@ class ComfyPage:
         top = box["y"] + (box["height"] - box["imageHeight"] * scale) / 2
         return left + (x + 0.5) * scale, top + (y + 0.5) * scale
 
+    def editor_has_focus(self, node_id: int) -> bool:
+        return self.evaluate(f"() => {APP}.graph.getNodeById({node_id}).dragkitEditor.element.contains(document.activeElement)")
+
+    def select_editor(self, node_id: int) -> None:
+        """As a user starts editing: one click on the picture, which only selects the editor."""
+        if not self.editor_has_focus(node_id):
+            box = self.canvas_box(node_id)
+            self.page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            assert self.editor_has_focus(node_id)
+
     def click_pixel(self, node_id: int, x: float, y: float, button: str = "left") -> None:
+        self.select_editor(node_id)
         self.page.mouse.click(*self.screen_point(node_id, x, y), button=button)
 
     def drag_through(self, node_id: int, pixels: list[tuple[float, float]], button: str = "left") -> None:
+        self.select_editor(node_id)
         self.page.mouse.move(*self.screen_point(node_id, *pixels[0]))
         self.page.mouse.down(button=button)
         for pixel in pixels[1:]:
@@ -206,6 +219,12 @@ class ComfyPage:
         return self.page.evaluate_handle(f"() => {APP}.graph.getNodeById({node_id}).dragkitEditor.element").as_element()
 
     # --- queueing --------------------------------------------------------------------------------
+
+    def forget_cached_results(self) -> None:
+        """ComfyUI re-runs only changed nodes: drop its cache so that the next queue runs every node
+        (an earlier test may have queued the same graph)."""
+        requests.post(f"{self.server.url}/free", json={"free_memory": True}, timeout=10).raise_for_status()
+        time.sleep(1.0)  # the prompt worker takes the flag when it next wakes
 
     def queue(self) -> tuple[dict, str]:
         """Queues through the app; returns the /prompt body as sent and the id the backend gave it."""

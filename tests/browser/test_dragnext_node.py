@@ -69,6 +69,13 @@ def add_drag_graph(page, editor: int, checkpoint: str, iterations: int) -> dict:
     )
 
 
+DRAG_NODE_PICTURES = """(id) => {
+  const vue = [...document.querySelectorAll(`[data-node-id="${id}"] img`)].filter((i) => i.offsetParent !== null);
+  const node = window.comfyAPI.app.app.graph.getNodeById(id);
+  return document.querySelector(`[data-node-id="${id}"]`) ? vue.length : (node.imgs?.length ?? 0);
+}"""
+
+
 def test_a_region_painted_and_typed_in_the_editor_drives_dragnext(comfy_page, vue_nodes, tiny_checkpoint):
     page = comfy_page
     editor = page.build_graph(IMAGE_NAME)
@@ -95,6 +102,15 @@ def test_a_region_painted_and_typed_in_the_editor_drives_dragnext(comfy_page, vu
     outputs = history["outputs"]
     (summary,) = outputs[ids["drag"]]["text"]
     assert "pair 1 region error before" in summary and "pair 1 region error after" in summary, summary
-    assert outputs[ids["drag"]]["images"], "DragNeXt showed no preview of its regions"
+    assert outputs[ids["drag"]]["dragkit_preview"], "DragNeXt showed no preview of its regions"
     assert outputs[ids["preview"]]["images"], "no edited picture"
     page.screenshot("dragnext-page")
+    # The node shows its picture once: the live preview of the handles (Vue nodes used to show it
+    # twice, once more as the node's output images).
+    page.evaluate("(id) => { const app = window.comfyAPI.app.app; const n = app.graph.getNodeById(id);"
+                  " app.canvas.ds.offset = [-n.pos[0] + 100, -n.pos[1] + 100]; app.canvas.ds.scale = 1;"
+                  " app.canvas.setDirty(true, true); }", int(ids["drag"]))
+    page.page.wait_for_timeout(800)
+    shown = page.evaluate(DRAG_NODE_PICTURES, int(ids["drag"]))
+    assert shown == 1, f"the DragNeXt node shows its picture {shown} times"
+    page.screenshot("drag-node")

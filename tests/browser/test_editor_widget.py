@@ -18,7 +18,7 @@ MOVED_TARGET = (44, 33)  # pair 1's target, dragged here after placing it
 MASK_STROKE = [(30, 40), (60, 40)]
 REGION_STROKE = [(66, 46), (74, 54)]
 ROTATION_CENTRE = (68, 30)
-BRUSH_RADIUS = 6  # the editor's default brush: 12 image pixels across
+BRUSH_RADIUS = 3  # the editor's default brush on this 96-px picture: a sixteenth of it, 6 pixels across
 # Previews of the editor node besides the editor: canvas nodes' drawn images, Vue nodes' image panel.
 SECOND_PREVIEWS = """(id) => {
   const node = window.comfyAPI.app.app.graph.getNodeById(id);
@@ -110,6 +110,7 @@ def test_edits_reach_the_backend_in_image_pixels(comfy_page):
     assert page.node_position(node) == position_before, "dragging the brush-size slider moved the node"
     assert page.drag_data(node) == drag_data
 
+    page.forget_cached_results()
     body, prompt_id = page.queue()
     assert body["prompt"][str(node)]["inputs"]["drag_data"] == drag_data
     history = page.wait_for_history(prompt_id)
@@ -121,6 +122,117 @@ def test_edits_reach_the_backend_in_image_pixels(comfy_page):
     assert page.evaluate(SECOND_PREVIEWS, node) == 0, "the node's preview repeats the picture below the editor"
 
 
+def test_the_first_click_selects_the_editor_and_places_nothing(comfy_page):
+    page = comfy_page
+    node = page.build_graph(IMAGE_NAME)
+    assert not page.editor_has_focus(node)
+    page.page.mouse.click(*page.screen_point(node, 20, 15))
+    view = page.editor_view(node)
+    assert page.editor_has_focus(node) and view["pairs"] == 0 and view["pending"] is None
+    page.page.mouse.click(*page.screen_point(node, 20, 15))
+    assert page.editor_view(node)["pending"] == [20, 15], "once selected, a click places a handle"
+
+
+def test_keys_act_after_a_toolbar_click(comfy_page):
+    page = comfy_page
+    node = page.build_graph(IMAGE_NAME)
+    place_pair(page, node, *PAIRS[0])
+    toolbar = page.editor_element(node)
+    toolbar.query_selector("button[title^='Brush']").click()
+    assert page.editor_view(node)["tool"] == "brush" and page.editor_has_focus(node)
+    page.press("e")
+    assert page.editor_view(node)["tool"] == "eraser", "a key after a toolbar button"
+    toolbar.query_selector_all("select")[1].select_option("deform")
+    page.press("p")
+    assert page.editor_view(node)["tool"] == "points", "a key after choosing a region type"
+    toolbar.query_selector("button[title^='Undo']").click()
+    assert page.editor_view(node)["pairs"] == 0
+    page.press("Shift+Z")
+    assert page.editor_view(node)["pairs"] == 1, "undo by button, redo by key"
+
+
+BAND_PIXELS = """([id, from, to]) => {
+  const editor = window.comfyAPI.app.app.graph.getNodeById(id).dragkitEditor;
+  const box = editor.canvas.getBoundingClientRect();
+  const ctx = editor.canvas.getContext("2d");
+  let white = 0;
+  for (let i = 1; i < 40; i++) {  // points between the two ends, away from the dots
+    const t = 0.15 + 0.7 * i / 40;
+    const x = (from[0] + (to[0] - from[0]) * t - box.x) * editor.canvas.width / box.width;
+    const y = (from[1] + (to[1] - from[1]) * t - box.y) * editor.canvas.height / box.height;
+    const [r, g, b] = ctx.getImageData(Math.round(x), Math.round(y), 1, 1).data;
+    if (r > 230 && g > 230 && b > 230) white++;
+  }
+  return white;
+}"""
+
+
+def test_a_placed_handle_shows_a_band_to_the_pointer(comfy_page):
+    page = comfy_page
+    node = page.build_graph(IMAGE_NAME)
+    page.click_pixel(node, 20, 15)
+    start, pointer = page.screen_point(node, 20, 15), page.screen_point(node, 70, 50)
+    page.page.mouse.move(*pointer, steps=3)
+    with_band = page.evaluate(BAND_PIXELS, [node, start, pointer])
+    page.press("Escape")
+    without = page.evaluate(BAND_PIXELS, [node, start, pointer])
+    assert with_band >= 10 and without <= 2, (with_band, without)
+    page.screenshot("band", node)
+
+
+TOOLBAR_LAYOUT = """(id) => {
+  const editor = window.comfyAPI.app.app.graph.getNodeById(id).dragkitEditor;
+  const lines = (row) => {  // a row that wraps is taller than its tallest control by a line
+    const tallest = Math.max(...[...row.children].map((child) => child.getBoundingClientRect().height));
+    return Math.round(row.getBoundingClientRect().height / tallest);
+  };
+  const rows = [...editor.element.querySelectorAll(".dragkit-row")].map(lines);
+  const status = editor.status;
+  return { rows, statusCut: status.scrollWidth > status.clientWidth + 1,
+           statusInside: status.getBoundingClientRect().bottom <= editor.element.getBoundingClientRect().bottom + 1 };
+}"""
+
+
+def test_a_workflow_sized_editor_has_a_two_row_toolbar_its_whole_hint_and_a_brush_to_scale(comfy_page):
+    page = comfy_page
+    node = page.build_graph(IMAGE_NAME)
+    assert page.editor_view(node)["brush"] == 6, "default brush: a sixteenth of the picture's longer side (96 px)"
+    page.evaluate("(id) => { const app = window.comfyAPI.app.app; app.graph.getNodeById(id).setSize([340, 560]);"
+                  " app.canvas.ds.scale = 1; app.canvas.setDirty(true, true); }", node)  # the example workflows' size
+    page.page.wait_for_timeout(300)
+    for tool in "pberc":
+        page.select_editor(node)
+        page.press(tool)
+        layout = page.evaluate(TOOLBAR_LAYOUT, node)
+        assert layout == {"rows": [1, 1], "statusCut": False, "statusInside": True}, (tool, layout)
+    page.screenshot("workflow-size", node)
+
+
+SLOT_COLOUR = """(id) => {
+  const app = window.comfyAPI.app.app;
+  const node = app.graph.getNodeById(id);
+  const [x, y] = app.canvas.ds.convertOffsetToCanvas(node.getConnectionPos(false, 0));
+  const ratio = app.canvas.canvas.width / app.canvas.canvas.getBoundingClientRect().width;
+  return [...app.canvas.canvas.getContext("2d").getImageData(Math.round(x * ratio), Math.round(y * ratio), 1, 1).data];
+}"""
+
+
+def test_dragkit_sockets_have_their_own_colours(comfy_page, vue_nodes):
+    page = comfy_page
+    node = page.build_graph(IMAGE_NAME)
+    colours = page.evaluate("() => window.comfyAPI.app.app.canvas.default_connection_color_byType")
+    assert {colours.get(t) for t in ("DRAGKIT_DRAG", "DRAGKIT_INVERSION", "DRAGKIT_EDIT", "DRAGKIT_SAM2_MODEL")} == {
+        "#26C6DA", "#D4E157", "#FF7043", "#A1887F"}
+    if vue_nodes:  # Vue nodes colour a slot from a CSS variable per type
+        value = page.evaluate("() => getComputedStyle(document.documentElement).getPropertyValue('--color-datatype-DRAGKIT_DRAG')")
+        assert value.strip().upper() == "#26C6DA"
+    else:  # the Editor's drag output dot, as drawn on the graph canvas
+        page.page.wait_for_timeout(300)
+        r, g, b, _ = page.evaluate(SLOT_COLOUR, node)
+        assert abs(r - 0x26) < 40 and abs(g - 0xC6) < 40 and abs(b - 0xDA) < 40, (r, g, b)
+    page.screenshot("sockets")
+
+
 def test_nothing_painted_writes_no_mask(comfy_page):
     page = comfy_page
     node = page.build_graph(IMAGE_NAME)
@@ -128,6 +240,8 @@ def test_nothing_painted_writes_no_mask(comfy_page):
     page.press("b")
     page.drag_through(node, MASK_STROKE)
     page.press("e")
+    for _ in range(5):  # a wider eraser than the brush, as one erases a stroke
+        page.press("]")
     page.drag_through(node, [(20, 40), (70, 40)])
     data = json.loads(page.drag_data(node))
     assert data["mask"] is None, "an erased mask must be written as null (an all-zero mask is invalid)"

@@ -19,6 +19,7 @@ const TOOLS = {
   region: { key: "r", label: "Region", hint: "Paint the selected pair's region (right-drag erases) · choose its type" },
   center: { key: "c", label: "Centre", hint: "Click the rotation centre of the selected pair's region" },
 };
+const BRUSH_FRACTION = 1 / 16; // default brush: a sixteenth of the picture's longer side (32 px on 512)
 
 function element(tag, props = {}, children = []) {
   const node = document.createElement(tag);
@@ -36,6 +37,7 @@ export class DragEditor {
     this.history = new History("");
     this.tool = "points";
     this.brushSize = 12;
+    this.brushChosen = false; // the user set a size: keep it when the picture changes
     this.activePair = 0;
     this.pending = null; // a handle waiting for its target
     this.gesture = null; // the pointer interaction in progress
@@ -105,6 +107,7 @@ export class DragEditor {
   #fitToImage() {
     if (!this.image) return;
     const [width, height] = this.#imageSize();
+    if (!this.brushChosen) this.#setBrushSize(Math.max(4, Math.round(Math.max(width, height) * BRUSH_FRACTION)));
     if (!this.state.hasSize) {
       this.state.width = width;
       this.state.height = height;
@@ -149,21 +152,32 @@ export class DragEditor {
       ]),
     );
     this.sizeInput = element("input", { type: "range", min: 1, max: 128, value: this.brushSize, title: "Brush size in image pixels ( [ ] )" });
-    this.sizeInput.addEventListener("input", () => this.#setBrushSize(Number(this.sizeInput.value)));
+    this.sizeInput.addEventListener("input", () => this.#chooseBrushSize(Number(this.sizeInput.value)));
+    this.sizeInput.addEventListener("change", () => this.#takeKeys());
     this.sizeLabel = element("span", { className: "dragkit-size" });
     this.pairSelect = element("select", { title: "The pair whose region is painted (1–9)" });
-    this.pairSelect.addEventListener("change", () => this.#selectPair(Number(this.pairSelect.value)));
+    this.pairSelect.addEventListener("change", () => {
+      this.#selectPair(Number(this.pairSelect.value));
+      this.#takeKeys();
+    });
     this.typeSelect = element("select", { title: "How the region moves (DragNeXt)" },
       REGION_TYPES.map((type) => element("option", { value: type, textContent: type })));
-    this.typeSelect.addEventListener("change", () => this.#setRegionType(this.typeSelect.value));
-    this.undoButton = this.#button("Undo", "Undo (Z)", () => this.#restore(this.history.undo()));
-    this.redoButton = this.#button("Redo", "Redo (Shift+Z or Y)", () => this.#restore(this.history.redo()));
+    this.typeSelect.addEventListener("change", () => {
+      this.#setRegionType(this.typeSelect.value);
+      this.#takeKeys();
+    });
+    this.undoButton = this.#button("↶", "Undo (Z)", () => this.#restore(this.history.undo()));
+    this.redoButton = this.#button("↷", "Redo (Shift+Z or Y)", () => this.#restore(this.history.redo()));
     const clearButton = this.#button("Clear", "Remove all pairs, the mask and the regions", () => this.#clear());
+    // Two rows that fit the example workflows' node width (340): the tools and Clear, then the
+    // tools' settings and the history.
     const toolbar = element("div", { className: "dragkit-toolbar" }, [
-      ...Object.values(this.toolButtons),
-      element("label", { className: "dragkit-group", title: this.sizeInput.title }, [this.sizeInput, this.sizeLabel]),
-      element("span", { className: "dragkit-group" }, [this.pairSelect, this.typeSelect]),
-      this.undoButton, this.redoButton, clearButton,
+      element("div", { className: "dragkit-row" }, [...Object.values(this.toolButtons), clearButton]),
+      element("div", { className: "dragkit-row" }, [
+        element("label", { className: "dragkit-group", title: this.sizeInput.title }, [this.sizeInput, this.sizeLabel]),
+        element("span", { className: "dragkit-group" }, [this.pairSelect, this.typeSelect]),
+        this.undoButton, this.redoButton,
+      ]),
     ]);
     this.status = element("div", { className: "dragkit-status" });
     this.element = element("div", { className: "dragkit-editor widget-expands", tabIndex: 0 }, [toolbar, this.stage, this.#legend(), this.status]);
@@ -177,6 +191,7 @@ export class DragEditor {
     button.addEventListener("click", (event) => {
       event.stopPropagation();
       onClick();
+      this.#takeKeys();
     });
     return button;
   }
@@ -208,6 +223,15 @@ export class DragEditor {
     if (this.loadError) this.#setStatus(this.loadError, true);
   }
 
+  /** Gives the keyboard back to the editor after a toolbar control took it. */
+  #takeKeys() {
+    this.element.focus({ preventScroll: true });
+  }
+
+  #hasFocus() {
+    return this.element.contains(document.activeElement);
+  }
+
   #setStatus(text, isError) {
     this.status.textContent = text;
     this.status.classList.toggle("dragkit-error", isError);
@@ -224,6 +248,11 @@ export class DragEditor {
     if (index < 0 || index >= this.state.pairs.length) return;
     this.activePair = index;
     this.#changed();
+  }
+
+  #chooseBrushSize(size) {
+    this.brushChosen = true;
+    this.#setBrushSize(size);
   }
 
   #setBrushSize(size) {
@@ -265,6 +294,8 @@ export class DragEditor {
       event.stopPropagation();
     });
     this.element.addEventListener("keydown", (event) => this.#onKey(event));
+    this.element.addEventListener("focusin", () => this.render());
+    this.element.addEventListener("focusout", () => this.render());
     // Vue nodes: pressing a toolbar control (dragging the size slider) must not drag the node.
     this.element.addEventListener("pointerdown", (event) => {
       if (event.button !== 1) event.stopPropagation();
@@ -290,7 +321,11 @@ export class DragEditor {
     // The graph must not pan, select or drag the node while the user edits the image.
     event.stopPropagation();
     event.preventDefault();
-    this.element.focus({ preventScroll: true });
+    if (!this.#hasFocus()) {
+      // The click that selects the editor places nothing: it only gives it the keys.
+      this.#takeKeys();
+      return;
+    }
     if (!this.state.hasSize) return;
     const at = this.#toImage(event);
     this.gesture = this.#startGesture(at, event.button === 2);
@@ -426,8 +461,8 @@ export class DragEditor {
     if (tool && !(tool[0] === "center" && this.toolButtons.center.disabled)) return () => this.#selectTool(tool[0]);
     if (key === "z") return () => this.#restore(this.history.undo());
     if (key === "Z" || key === "y") return () => this.#restore(this.history.redo());
-    if (key === "[") return () => this.#setBrushSize(this.brushSize - Math.max(1, this.brushSize * 0.2));
-    if (key === "]") return () => this.#setBrushSize(this.brushSize + Math.max(1, this.brushSize * 0.2));
+    if (key === "[") return () => this.#chooseBrushSize(this.brushSize - Math.max(1, this.brushSize * 0.2));
+    if (key === "]") return () => this.#chooseBrushSize(this.brushSize + Math.max(1, this.brushSize * 0.2));
     if (key === "Escape" && this.pending) return () => { this.pending = null; this.render(); };
     if (/^[1-9]$/.test(key)) return () => this.#selectPair(Number(key) - 1);
     return null;
@@ -466,8 +501,38 @@ export class DragEditor {
     ctx.restore();
     this.#drawCenters(ctx, fit);
     this.state.pairs.forEach((pair, i) => this.#drawPair(ctx, fit, pair, i));
-    if (this.pending) this.#drawDot(ctx, this.#screen(fit, this.pending), HANDLE_COLOR, true);
+    if (this.pending) this.#drawPending(ctx, fit);
     this.#drawBrush(ctx, fit);
+    if (!this.#hasFocus()) this.#drawFocusHint(ctx);
+  }
+
+  /** The waiting handle, and a dashed band from it to the pointer: where its target will go. */
+  #drawPending(ctx, fit) {
+    const [hx, hy] = this.#screen(fit, this.pending);
+    if (this.hover && this.tool === "points") {
+      const [px, py] = [fit.left + this.hover[0] * fit.scale, fit.top + this.hover[1] * fit.scale];
+      ctx.lineWidth = 2;
+      ctx.strokeStyle = "white";
+      ctx.setLineDash([6, 4]);
+      ctx.beginPath();
+      ctx.moveTo(hx, hy);
+      ctx.lineTo(px, py);
+      ctx.stroke();
+      ctx.setLineDash([]);
+      this.#drawDot(ctx, [px, py], TARGET_COLOR, true);
+    }
+    this.#drawDot(ctx, [hx, hy], HANDLE_COLOR, true);
+  }
+
+  #drawFocusHint(ctx) {
+    const text = "click to edit";
+    ctx.font = "12px sans-serif";
+    const width = ctx.measureText(text).width + 12;
+    ctx.fillStyle = "rgba(0,0,0,0.6)";
+    ctx.fillRect(4, 4, width, 18);
+    ctx.fillStyle = "white";
+    ctx.textAlign = "left";
+    ctx.fillText(text, 10, 17);
   }
 
   #screen(fit, [x, y]) {
