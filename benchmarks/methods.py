@@ -2,7 +2,8 @@
 
 For LoRA, inversion, drag and sampling: wall time, UNet forward passes (calls and latent rows),
 backward passes and peak memory (CUDA max allocated, or the process's peak RSS on the CPU).
-`--model tiny` (default): one decoder stage, on the CPU. `--model sd15`: SD 1.5's full UNet in fp16
+`--model tiny` (default): one decoder stage, on the CPU. `--model structure`: the demo's checkpoint
+(SD 1.5's layout at CPU size), on the CPU. `--model sd15`: SD 1.5's full UNet in fp16
 with each method's default settings, on a GPU (`--size 512`). Run: `bash scripts/bench.sh`.
 """
 
@@ -22,7 +23,7 @@ sys.path[:0] = [str(ROOT / "tests" / "host"), str(ROOT / "tests")]
 
 from pack import register_pack  # noqa: E402
 from comfy_inprocess import import_comfy  # noqa: E402
-from models import SD15_UNET, write_tiny_checkpoint  # noqa: E402
+from models import SD15_UNET, write_structure_checkpoint, write_tiny_checkpoint  # noqa: E402
 
 register_pack()
 
@@ -62,20 +63,34 @@ class CountingDenoiser:
         return prediction
 
 
+def reset_peak_memory() -> None:
+    """Start a stage's peak: CUDA's counter, or on the CPU Linux's peak-RSS mark (VmHWM)."""
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+        return
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:  # not Linux: the peak since start-up is all there is
+        pass
+
+
 def peak_memory_gib() -> float:
-    """CUDA's max allocated since the last reset; on the CPU the process's peak RSS so far."""
+    """CUDA's max allocated since the last reset; on the CPU the process's peak RSS since then."""
     if torch.cuda.is_available():
         torch.cuda.synchronize()
         return torch.cuda.max_memory_allocated() / 2**30
-    import resource
+    try:
+        status = Path("/proc/self/status").read_text()
+        return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")) / 2**20
+    except (OSError, StopIteration):
+        import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def timed(denoiser: CountingDenoiser, stage: str, rows: list, fn):
     denoiser.passes = Passes()
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
+    reset_peak_memory()
     start = time.perf_counter()
     value = fn()
     if torch.cuda.is_available():
@@ -107,8 +122,11 @@ def run_method(name: str, denoiser, latent, spec, cond, args) -> list:
     rows: list = []
     with host.gradients():
         if lora_steps:  # EasyDrag trains no LoRA
-            lora = LoraSettings(steps=args.lora_steps or lora_steps)
+            micro = args.lora_micro_batch if args.lora_micro_batch >= 0 else (0 if torch.cuda.is_available() else 1)
+            lora = LoraSettings(steps=args.lora_steps or lora_steps, micro_batch_size=micro)
             timed(counting, "LoRA", rows, lambda: train_lora(denoiser.unet, counting, latent, cond, lora))
+        if args.stop_after == "LoRA":
+            return rows, None
         schedule = ddim_schedule(denoiser.alphas_cumprod, 50)
         inversion = timed(counting, "inversion", rows, lambda: invert(counting, latent, cond, schedule, strength))
         result = timed(counting, "drag", rows, lambda: optimise(counting, inversion, spec, cond, settings))
@@ -130,8 +148,13 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=128, help="image side in pixels (latent = size / 8)")
     parser.add_argument("--lora-steps", type=int, default=0, help="override the method's LoRA steps (0: 80 / 70)")
     parser.add_argument("--methods", nargs="+", default=["DragDiffusion", "GoodDrag", "EasyDrag"])
-    parser.add_argument("--model", choices=["tiny", "sd15"], default="tiny",
-                        help="tiny: one decoder stage, fp32, CPU; sd15: SD 1.5's full UNet in fp16 on the GPU")
+    parser.add_argument("--lora-micro-batch", type=int, default=-1,
+                        help="images per LoRA pass (0: the whole batch of 4); default as the node: 1 on the CPU, 0 on a GPU")
+    parser.add_argument("--stop-after", choices=["LoRA", "sampling"], default="sampling",
+                        help="LoRA: time only the LoRA stage (its memory at a large --size without the drag's minutes)")
+    parser.add_argument("--model", choices=["tiny", "structure", "sd15"], default="tiny",
+                        help="tiny: one decoder stage, fp32, CPU; structure: the demo's checkpoint (SD 1.5's layout, "
+                             "320 channels on every level), CPU; sd15: SD 1.5's full UNet in fp16 on the GPU")
     args = parser.parse_args()
 
     gpu = args.model == "sd15"
@@ -149,6 +172,8 @@ def main() -> int:
         path = Path(folder) / "sd15_shaped.safetensors"
         if gpu:
             write_tiny_checkpoint(path, seed=3, unet=SD15_UNET, dtype=torch.float16)
+        elif args.model == "structure":
+            write_structure_checkpoint(path)
         else:
             write_tiny_checkpoint(path)
         with torch.inference_mode():
@@ -169,8 +194,8 @@ def main() -> int:
         rows, result = run_method(name, denoiser, latent, spec, cond, args)
         for stage, seconds, calls, batch_rows, backward, peak in rows:
             print(f"{name:<14}{stage:<11}{seconds:>9.2f}{calls:>11}{batch_rows:>10}{backward:>10}{peak:>14.2f}")
-        print(f"{name:<14}{'total':<11}{sum(r[1] for r in rows):>9.2f}   stop: {result.stop_reason}, "
-              f"{len(result.losses)} gradient steps")
+        stop = f"stop: {result.stop_reason}, {len(result.losses)} gradient steps" if result else "stopped after LoRA"
+        print(f"{name:<14}{'total':<11}{sum(r[1] for r in rows):>9.2f}   {stop}")
     return 0
 
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Start ComfyUI (the current one, 0.33.0, when provisioned; else 0.3.75) with DragKit loaded on
-# http://127.0.0.1:8188 (provisions it first, idempotently).
-# Put SD 1.5 checkpoints in ~/.cache/dragkit/demo/models/checkpoints/; with none there, a tiny
-# random-weight one is generated so the graph runs (its pictures are noise).
+# The demo: provisions (idempotently), runs workflows/gooddrag.json headless on its sample picture and
+# writes the edit and a before / points / after figure to <base>/output/dragkit_demo/, then serves
+# ComfyUI with DragKit on http://127.0.0.1:8188. DRAGKIT_CHECKPOINT=/path/sd15.safetensors uses real
+# weights; without it a random-weight checkpoint with SD 1.5's layout is generated and the graph fitted
+# to a CPU (plumbing, not quality). See `--help` (args go to scripts/demo.py).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$here/scripts/env.sh"

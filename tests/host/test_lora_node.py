@@ -32,11 +32,11 @@ def smooth_latent(seed=0, size=8):
     return torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear")
 
 
-def train(model, steps, on_step=None, seed=0):
+def train(model, steps, on_step=None, seed=0, micro_batch_size=0):
     from dragkit.core.lora import LoraSettings, train_lora
     from dragkit.nodes import host
 
-    settings = LoraSettings(steps=steps, batch_size=4, seed=seed)
+    settings = LoraSettings(steps=steps, batch_size=4, seed=seed, micro_batch_size=micro_batch_size)
     with host.gradients():
         denoiser = host.ComfyDenoiser(model, for_gradients=True)
         denoiser.load_for_gradients()
@@ -55,6 +55,21 @@ def test_loss_falls_and_no_peft_module_remains(tiny_model):
     assert len(attention) == 8  # 4 transformer blocks in the tiny UNet, self + cross attention each
     assert len(result.weights) == 2 * 4 * len(attention)  # (down, up) × (q, k, v, out) per attention module
     assert_unchanged(tiny_model, before)
+
+
+@pytest.mark.parametrize("micro_batch_size", [1, 3])  # 3: a last micro-batch of one
+def test_micro_batches_give_the_whole_batchs_update(tiny_model, micro_batch_size):
+    """The CPU's one-image-at-a-time training is the same optimisation, only with less in memory."""
+    whole, _ = train(tiny_model, steps=3)
+    parts, _ = train(tiny_model, steps=3, micro_batch_size=micro_batch_size)
+    assert parts.losses == pytest.approx(whole.losses, rel=1e-5)  # steps 2 and 3 see the updated LoRA
+    # lora_up starts at zero, so its weights are the whole of what training moved. AdamW turns
+    # near-zero gradients into lr-sized steps by sign, which float rounding can flip: compare in norm.
+    up = [name for name in whole.weights if name.endswith("lora_up.weight")]
+    moved = torch.cat([whole.weights[name].flatten() for name in up])
+    apart = torch.cat([(parts.weights[name] - whole.weights[name]).flatten() for name in up])
+    assert moved.norm() > 0, "nothing was trained"
+    assert apart.norm() < 0.01 * moved.norm(), (apart.norm(), moved.norm())
 
 
 def test_cancel_mid_training_leaves_the_model_bit_identical(tiny_model):
