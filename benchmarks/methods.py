@@ -26,6 +26,7 @@ from comfy_inprocess import import_comfy  # noqa: E402
 from models import SD15_UNET, write_structure_checkpoint, write_tiny_checkpoint  # noqa: E402
 
 register_pack()
+from dragkit.core.memory import peak_memory_gib, reset_peak_memory  # noqa: E402
 
 
 @dataclass
@@ -61,31 +62,6 @@ class CountingDenoiser:
             for output in outputs:
                 output.register_hook(count)
         return prediction
-
-
-def reset_peak_memory() -> None:
-    """Start a stage's peak: CUDA's counter, or on the CPU Linux's peak-RSS mark (VmHWM)."""
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-        return
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:  # not Linux: the peak since start-up is all there is
-        pass
-
-
-def peak_memory_gib() -> float:
-    """CUDA's max allocated since the last reset; on the CPU the process's peak RSS since then."""
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() / 2**30
-    try:
-        status = Path("/proc/self/status").read_text()
-        return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")) / 2**20
-    except (OSError, StopIteration):
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def timed(denoiser: CountingDenoiser, stage: str, rows: list, fn):

@@ -7,6 +7,8 @@ from .drag import DragKitAdaptiveDrag, DragKitDragDiffusion, DragKitDragNeXt, Dr
 from .editor import DragKitEditor
 from .inversion import DragKitDDIMInvert
 from .lora import DragKitLoRAFinetune
+from .metrics import DragKitBenchmarkSample, DragKitMetrics
+from .metrics import register_folder as register_lpips_folder
 from .sam2_loader import DragKitSAM2Loader, register_folder
 from .sampler import DragKitCLossSampler, DragKitMutualAttentionSampler, DragKitReferenceGuidedSampler
 
@@ -14,6 +16,7 @@ from .sampler import DragKitCLossSampler, DragKitMutualAttentionSampler, DragKit
 class DragKitExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         register_folder()  # models/sam2, before the loader lists it
+        register_lpips_folder()  # models/lpips, the Metrics node's LPIPS weights
         return [
             DragKitEditor,
             DragKitSAM2Loader,
@@ -28,4 +31,6 @@ class DragKitExtension(ComfyExtension):
             DragKitMutualAttentionSampler,
             DragKitReferenceGuidedSampler,
             DragKitCLossSampler,
+            DragKitBenchmarkSample,
+            DragKitMetrics,
         ]

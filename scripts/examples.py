@@ -109,7 +109,7 @@ def run_example(client, base: Path, workflow: Path, checkpoint: str, fitted: boo
 
 def before_points_after(result: ExampleResult, height: int = 256) -> Image.Image:
     """Three panels: the picture, the drag on it (start red, target blue, final handle green), the edit."""
-    panels = [result.before, _with_points(result.before, result.handles), result.after]
+    panels = [result.before, with_points(result.before, result.handles), result.after]
     panels = [p.resize((round(p.width * height / p.height), height), Image.LANCZOS) for p in panels]
     title = 18
     figure = Image.new("RGB", (sum(p.width for p in panels) + 8 * (len(panels) + 1), height + title + 8), (255, 255, 255))
@@ -122,7 +122,7 @@ def before_points_after(result: ExampleResult, height: int = 256) -> Image.Image
     return figure
 
 
-def _with_points(picture: Image.Image, handles: list[dict]) -> Image.Image:
+def with_points(picture: Image.Image, handles: list[dict]) -> Image.Image:
     shown = picture.copy()
     draw = ImageDraw.Draw(shown)
     radius = max(2, picture.width // 64)

@@ -113,6 +113,7 @@ class Run:
     error: dict | None = None
     outputs: dict = field(default_factory=dict)
     progress: list[tuple[str, int, int]] = field(default_factory=list)
+    started: dict[str, float] = field(default_factory=dict)  # node → time.monotonic() when it began
 
     def describe(self) -> str:
         """The error as ComfyUI reported it, for assertion messages."""
@@ -175,6 +176,7 @@ class ComfyClient:
             return
         if kind == "executing" and data.get("node") is not None:
             run.executed.append(data["node"])
+            run.started.setdefault(data["node"], time.monotonic())
         elif kind == "execution_cached":
             run.cached.extend(data.get("nodes", []))
         elif kind == "progress":

@@ -1,0 +1,180 @@
+"""DragKit Benchmark Sample (a DragBench / Drag100 sample with its drag) and DragKit Metrics (MD, IF
+and DAI of one edit), so that an evaluation can be a graph. The LPIPS weights are files the user
+puts into `models/lpips/` (DragKit downloads nothing)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import folder_paths
+import numpy as np
+import safetensors.torch
+import torch
+from comfy_api.v0_0_2 import io, ui
+
+from ..core import metrics
+from ..core.bench import DATASETS, BenchmarkDataError, load_sample, sample_folders
+from ..core.memory import peak_memory_gib, reset_peak_memory
+from . import host
+from .checks import CheckedNode, InputError, checked, require_finite, single_item
+from .types import DragType
+
+LPIPS_FOLDER = "lpips"
+LPIPS_FILES = ("alexnet-owt-7be5be79.pth (torchvision's AlexNet, ImageNet weights)",
+               "alex.pth (LPIPS v0.1's linear layers, from the lpips package's weights/v0.1/)")
+METRICS_KEY = "dragkit_metrics"  # the executed message's key (and /history's) the evaluation CLI reads
+
+
+def register_folder() -> None:
+    folder_paths.add_model_folder_path(LPIPS_FOLDER, os.path.join(folder_paths.models_dir, LPIPS_FOLDER), is_default=True)
+    folder_paths.folder_names_and_paths[LPIPS_FOLDER][1].update({".pth", ".pt", ".safetensors"})
+
+
+class DragKitBenchmarkSample(CheckedNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DragKitBenchmarkSample",
+            display_name="DragKit Benchmark Sample",
+            category="DragKit/evaluation",
+            description="One sample of DragBench or Drag100: the picture (width 512, as the papers' runners), its drag and prompt.",
+            inputs=[
+                io.Combo.Input("dataset", options=list(DATASETS), default="drag100"),
+                io.String.Input("folder", default="", tooltip="The dataset's folder (absolute, or relative to ComfyUI's input folder)."),
+                io.Int.Input("index", default=0, min=0, max=10_000, tooltip="The sample, in sorted folder order."),
+            ],
+            outputs=[
+                io.Image.Output(display_name="image"),
+                DragType.Output(display_name="drag"),
+                io.Mask.Output(display_name="mask", tooltip="The editable region."),
+                io.String.Output(display_name="prompt"),
+                io.String.Output(display_name="name"),
+            ],
+        )
+
+    @classmethod
+    def validate_inputs(cls, dataset) -> bool | str:
+        return cls.refusal(dataset=dataset)
+
+    @classmethod
+    @checked
+    def execute(cls, dataset: str, folder: str, index: int) -> io.NodeOutput:
+        root = _dataset_folder(folder)
+        try:
+            folders = sample_folders(dataset, root)
+            if index >= len(folders):
+                raise InputError(f"index: {index} is past the last sample ({len(folders) - 1}) of {root}")
+            sample = load_sample(dataset, folders[index])
+        except BenchmarkDataError as error:
+            raise InputError(f"folder: {error}") from None
+        image = torch.from_numpy(sample.image.astype(np.float32) / 255)[None]
+        mask = torch.from_numpy(sample.drag.editable_mask().astype(np.float32))[None]
+        return io.NodeOutput(image, sample.drag, mask, sample.prompt, sample.name,
+                             ui=ui.PreviewText(f"{sample.name}: {sample.drag.pair_count} pairs, prompt {sample.prompt!r}"))
+
+
+def _dataset_folder(folder: str) -> Path:
+    if not folder.strip():
+        raise InputError("folder: give the dataset's folder, e.g. /data/DragBench or /data/Drag100 (see the README)")
+    path = Path(folder).expanduser()
+    return path if path.is_absolute() else Path(folder_paths.get_input_directory()) / path
+
+
+class DragKitMetrics(CheckedNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DragKitMetrics",
+            display_name="DragKit Metrics",
+            category="DragKit/evaluation",
+            description="Mean Distance (DIFT), Image Fidelity (1 − LPIPS, whole and background) and DAI of one drag edit.",
+            is_output_node=True,
+            inputs=[
+                io.Model.Input("model", tooltip="The model DIFT features are taken from (the one the edit was made with)."),
+                io.Vae.Input("vae"),
+                io.Conditioning.Input("conditioning", tooltip="The sample's prompt, for DIFT."),
+                io.Image.Input("source", tooltip="The picture the drag was placed on."),
+                io.Image.Input("edited", tooltip="The edit (resized to the source's size first)."),
+                DragType.Input("drag"),
+                io.Boolean.Input("image_fidelity", default=True,
+                                 tooltip="1 − LPIPS; needs the AlexNet and LPIPS weights in models/lpips/."),
+                io.Combo.Input("dai_normalisation", options=["paper", "code"], default="paper",
+                               tooltip="paper: Eq. 10; code: also divided by the pair count, as GoodDrag's script."),
+                io.Int.Input("dift_block", default=metrics.DIFT_BLOCK, min=0, max=3,
+                             tooltip="The decoder stage DIFT features come from (DragBench's protocol: 1)."),
+            ],
+            outputs=[
+                io.Float.Output(display_name="mean_distance"),
+                io.Float.Output(display_name="image_fidelity", tooltip="-1 when not computed."),
+                io.String.Output(display_name="report", tooltip="Every figure, as JSON."),
+            ],
+        )
+
+    @classmethod
+    def validate_inputs(cls, dai_normalisation, dift_block) -> bool | str:
+        return cls.refusal(dai_normalisation=dai_normalisation, dift_block=dift_block)
+
+    @classmethod
+    @checked
+    def execute(cls, model, vae, conditioning, source, edited, drag, image_fidelity: bool, dai_normalisation: str,
+                dift_block: int) -> io.NodeOutput:
+        peak = peak_memory_gib()  # the edit's: since the previous Metrics node ended (or start-up)
+        source, edited = single_item(source, "source")[0, ..., :3], single_item(edited, "edited")[0, ..., :3]
+        height, width = source.shape[:2]
+        if (drag.width, drag.height) != (width, height):
+            raise InputError(f"drag: placed on a {drag.width}×{drag.height} picture but source is {width}×{height}")
+        for what, picture in (("source", source), ("edited", edited)):
+            require_finite(picture, what)
+        edited = metrics.to_source_size(edited.float(), source.float())
+        lpips = _lpips() if image_fidelity else None
+        report = {"pairs": drag.pair_count, "peak_memory_gib": round(peak, 3)}
+        report.update(_mean_distance(model, vae, conditioning, source, edited, drag, dift_block))
+        if lpips is not None:
+            editable = torch.from_numpy(drag.editable_mask())
+            report["image_fidelity"] = metrics.image_fidelity(lpips, source, edited)
+            report["image_fidelity_background"] = metrics.image_fidelity(lpips, source, edited, editable)
+        for gamma in metrics.DAI_GAMMAS:
+            report[f"dai_{gamma}"] = metrics.drag_accuracy_index(source, edited, drag.handles, drag.targets, gamma, dai_normalisation)
+        reset_peak_memory()
+        text = json.dumps(report)
+        return io.NodeOutput(report["mean_distance"], report.get("image_fidelity", -1.0), text,
+                             ui={METRICS_KEY: [report], "text": [text]})
+
+
+def _mean_distance(model, vae, conditioning, source: torch.Tensor, edited: torch.Tensor, drag, block: int) -> dict:
+    denoiser = host.ComfyDenoiser(model)
+    denoiser.load()
+    if block >= denoiser.up_block_count:
+        raise InputError(f"dift_block: up_blocks[{block}] does not exist; this UNet has {denoiser.up_block_count} decoder stages")
+    cond = host.text_context(conditioning).to(denoiser.device)
+    size = source.shape[:2]
+    features = []
+    for picture in (source, edited):
+        latent = denoiser.to_model_latent(host.encode_image(vae, picture[None]).to(denoiser.device))
+        features.append(metrics.dift_features(denoiser, latent, cond, block=block))
+        host.check_interrupted()
+    matched = metrics.matched_points(*features, drag.handles, size)
+    distances = metrics.point_distances(matched, drag.targets, size)
+    return {"mean_distance": float(np.mean(distances)), "distances": distances, "matched": matched}
+
+
+def _lpips() -> metrics.Lpips:
+    states = [_read_weights(name) for name in folder_paths.get_filename_list(LPIPS_FOLDER)]
+    alexnet = next((s for s in states if "features.0.weight" in s), None)
+    linear = next((s for s in states if "lin0.model.1.weight" in s), None)
+    if alexnet is None or linear is None:
+        folders = ", ".join(folder_paths.get_folder_paths(LPIPS_FOLDER))
+        missing = [f for f, state in zip(LPIPS_FILES, (alexnet, linear)) if state is None]
+        raise InputError(f"image_fidelity: no {' and no '.join(missing)} in {folders}. Put the files there "
+                         "(DragKit downloads nothing), or turn image_fidelity off")
+    return metrics.alexnet_lpips(alexnet, linear)
+
+
+def _read_weights(name: str) -> dict[str, torch.Tensor]:
+    path = folder_paths.get_full_path(LPIPS_FOLDER, name)
+    if path.endswith(".safetensors"):
+        return safetensors.torch.load_file(path)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state if isinstance(state, dict) else {}
