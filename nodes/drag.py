@@ -58,10 +58,15 @@ def run_drag(optimise, settings, model, conditioning, inversion: DragKitInversio
     final = image_tensor(picture(result.handles))
     summary = f"{len(result.losses)} gradient steps, stopped: {result.stop_reason}; final handles " + ", ".join(
         f"({x:.0f}, {y:.0f})" for x, y in result.handles) + "".join(f"; {name} {value:.4g}" for name, value in result.measures)
-    handles = [{"start": list(start), "final": [float(v) for v in end], "target": list(target)}
-               for start, end, target in zip(drag.handles, result.handles, drag.targets)]
     return io.NodeOutput(DragKitEdit(result, inversion, drag), ui={
-        "dragkit_preview": ui.PreviewImage(final).as_dict()["images"], "text": [summary], "dragkit_handles": handles})
+        "dragkit_preview": ui.PreviewImage(final).as_dict()["images"], "text": [summary],
+        "dragkit_handles": handle_report(drag, result.handles)})
+
+
+def handle_report(drag: DragSpec, final) -> list[dict]:
+    """Per pair: where the handle started, where it ended and its target (image pixels)."""
+    return [{"start": list(start), "final": [float(v) for v in end], "target": list(target)}
+            for start, end, target in zip(drag.handles, final, drag.targets)]
 
 
 def check_edit_inputs(model, inversion: DragKitInversion, drag: DragSpec | None = None) -> None:

@@ -15,11 +15,12 @@ import torch
 from comfy_api.v0_0_2 import io, ui
 
 from ..core import metrics
-from ..core.bench import DATASETS, BenchmarkDataError, load_sample, sample_folders
+from ..core.bench import DATASETS, RUNNER_WIDTH, BenchmarkDataError, load_sample, sample_folders
 from ..core.memory import peak_memory_gib, reset_peak_memory
 from . import host
 from .checks import CheckedNode, InputError, checked, require_finite, single_item
-from .types import DragType
+from .drag import handle_report
+from .types import DragType, EditType
 
 LPIPS_FOLDER = "lpips"
 LPIPS_FILES = ("alexnet-owt-7be5be79.pth (torchvision's AlexNet, ImageNet weights)",
@@ -39,11 +40,13 @@ class DragKitBenchmarkSample(CheckedNode):
             node_id="DragKitBenchmarkSample",
             display_name="DragKit Benchmark Sample",
             category="DragKit/evaluation",
-            description="One sample of DragBench or Drag100: the picture (width 512, as the papers' runners), its drag and prompt.",
+            description="One sample of DragBench or Drag100: the picture (width 512 as the papers' runners, or as chosen), its drag and prompt.",
             inputs=[
                 io.Combo.Input("dataset", options=list(DATASETS), default="drag100"),
                 io.String.Input("folder", default="", tooltip="The dataset's folder (absolute, or relative to ComfyUI's input folder)."),
                 io.Int.Input("index", default=0, min=0, max=10_000, tooltip="The sample, in sorted folder order."),
+                io.Int.Input("width", default=RUNNER_WIDTH, min=64, max=2048, step=8,
+                             tooltip="The picture's width (height in proportion); 512 as the papers' runners."),
             ],
             outputs=[
                 io.Image.Output(display_name="image"),
@@ -60,13 +63,13 @@ class DragKitBenchmarkSample(CheckedNode):
 
     @classmethod
     @checked
-    def execute(cls, dataset: str, folder: str, index: int) -> io.NodeOutput:
+    def execute(cls, dataset: str, folder: str, index: int, width: int) -> io.NodeOutput:
         root = _dataset_folder(folder)
         try:
             folders = sample_folders(dataset, root)
             if index >= len(folders):
                 raise InputError(f"index: {index} is past the last sample ({len(folders) - 1}) of {root}")
-            sample = load_sample(dataset, folders[index])
+            sample = load_sample(dataset, folders[index], width)
         except BenchmarkDataError as error:
             raise InputError(f"folder: {error}") from None
         image = torch.from_numpy(sample.image.astype(np.float32) / 255)[None]
@@ -104,6 +107,7 @@ class DragKitMetrics(CheckedNode):
                                tooltip="paper: Eq. 10; code: also divided by the pair count, as GoodDrag's script."),
                 io.Int.Input("dift_block", default=metrics.DIFT_BLOCK, min=0, max=3,
                              tooltip="The decoder stage DIFT features come from (DragBench's protocol: 1)."),
+                EditType.Input("edit", optional=True, tooltip="The drag node's edit: its final handles go into the report."),
             ],
             outputs=[
                 io.Float.Output(display_name="mean_distance"),
@@ -119,7 +123,7 @@ class DragKitMetrics(CheckedNode):
     @classmethod
     @checked
     def execute(cls, model, vae, conditioning, source, edited, drag, image_fidelity: bool, dai_normalisation: str,
-                dift_block: int) -> io.NodeOutput:
+                dift_block: int, edit=None) -> io.NodeOutput:
         peak = peak_memory_gib()  # the edit's: since the previous Metrics node ended (or start-up)
         source, edited = single_item(source, "source")[0, ..., :3], single_item(edited, "edited")[0, ..., :3]
         height, width = source.shape[:2]
@@ -130,6 +134,8 @@ class DragKitMetrics(CheckedNode):
         edited = metrics.to_source_size(edited.float(), source.float())
         lpips = _lpips() if image_fidelity else None
         report = {"pairs": drag.pair_count, "peak_memory_gib": round(peak, 3)}
+        if edit is not None:
+            report["handles"] = handle_report(drag, edit.result.handles)
         report.update(_mean_distance(model, vae, conditioning, source, edited, drag, dift_block))
         if lpips is not None:
             editable = torch.from_numpy(drag.editable_mask())

@@ -243,7 +243,7 @@ def run_job(client: ComfyClient, info: dict, job: Job, checkpoint: str, args, ou
     if run.status != "success":
         raise ExampleFailed(f"{run.status}: {run.describe()}")
     report = next(o["dragkit_metrics"][0] for o in run.outputs.values() if "dragkit_metrics" in o)
-    handles = [h for o in run.outputs.values() for h in o.get("dragkit_handles", [])]
+    handles = report.get("handles", [])
     saved = [i for o in run.outputs.values() for i in o.get("images", []) if i["type"] == "output"]
     if not saved:
         raise ExampleFailed("the workflow saved no image")
@@ -278,7 +278,8 @@ def add_metrics(prompt: dict, args) -> None:
     prompt["dragkit_metrics"] = {"class_type": "DragKitMetrics", "inputs": {
         "model": [ckpt, 0], "vae": [ckpt, 2], "conditioning": [node_id("CLIPTextEncode"), 0],
         "source": list(prompt[editor]["inputs"]["image"]), "edited": list(save["images"]), "drag": [editor, 0],
-        "image_fidelity": not args.no_image_fidelity, "dai_normalisation": args.dai_normalisation, "dift_block": 1}}
+        "image_fidelity": not args.no_image_fidelity, "dai_normalisation": args.dai_normalisation, "dift_block": 1,
+        "edit": next(n["inputs"]["edit"] for n in prompt.values() if isinstance(n["inputs"].get("edit"), list))}}
 
 
 # --- results ---------------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ class ComfyServer:
     """`main.py` (with `--cpu` unless told otherwise) on a free loopback port; always stopped by `stop()`."""
 
     def __init__(self, comfyui: Path, base: Path, extra_args: tuple[str, ...] = (), cpu: bool = True,
-                 port: int | None = None) -> None:
+                 port: int | None = None, threads: int | None = None) -> None:
         self.port = port or free_port()
         self.base = base
         self.url = f"http://127.0.0.1:{self.port}"
@@ -57,6 +57,8 @@ class ComfyServer:
                    "--base-directory", str(base), "--disable-auto-launch", *extra_args]
         self._log = open(self.log_path, "w")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        if threads:  # servers sharing the cores: torch's spinning threads would oversubscribe them
+            env["OMP_NUM_THREADS"] = str(threads)
         self.process = subprocess.Popen(command, cwd=comfyui, stdout=self._log, stderr=subprocess.STDOUT, env=env)
 
     def wait_ready(self, timeout: float = 180) -> None:
@@ -92,9 +94,9 @@ class ComfyServer:
 
 @contextlib.contextmanager
 def running_server(comfyui: Path, base: Path, extra_args: tuple[str, ...] = (), cpu: bool = True,
-                   port: int | None = None):
+                   port: int | None = None, threads: int | None = None):
     """A ComfyServer that has answered /system_stats, stopped however the block ends."""
-    server = ComfyServer(comfyui, base, extra_args, cpu, port)
+    server = ComfyServer(comfyui, base, extra_args, cpu, port, threads)
     try:
         server.wait_ready()
         yield server

@@ -8,15 +8,12 @@ import os
 import subprocess
 
 import numpy as np
-import pytest
 from PIL import Image
 
+from comfy_inprocess import in_the_current_hosts_pass_only
 from comfy_server import ROOT, free_port
 
-# The demo runs the current ComfyUI when it was provisioned: test it in that pass only.
-pytestmark = pytest.mark.skipif(
-    os.environ.get("DRAGKIT_CURRENT_COMFYUI", os.environ["COMFYUI_PATH"]) != os.environ["COMFYUI_PATH"],
-    reason="scripts/demo.sh runs the current ComfyUI; it is tested in that host's pass")
+pytestmark = in_the_current_hosts_pass_only("scripts/demo.sh runs the current ComfyUI; it is tested in that host's pass")
 
 
 def test_the_demo_runs_the_gooddrag_example_and_writes_the_edit_and_its_figure(tmp_path):

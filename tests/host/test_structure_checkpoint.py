@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from comfy_inprocess import with_the_full_checks_only
 from graphs import base_graph, region, region_errors
 from models import STRUCTURE_UNET, write_tiny_checkpoint
 
@@ -106,6 +107,7 @@ def saved_picture(base, run) -> np.ndarray:
     return np.asarray(Image.open(base / "output" / saved["subfolder"] / saved["filename"]))
 
 
+@with_the_full_checks_only("each method's default settings end to end: 6 min per ComfyUI on 2 cores")
 @pytest.mark.parametrize("method, lora_preset, invert_preset, painted", [
     ("DragKitDragDiffusion", "DragDiffusion", "DragDiffusion", True),
     ("DragKitGoodDrag", "GoodDrag", "GoodDrag / DragNeXt", True),
