@@ -117,8 +117,13 @@ class DragKitMetrics(CheckedNode):
         )
 
     @classmethod
-    def validate_inputs(cls, dai_normalisation, dift_block) -> bool | str:
-        return cls.refusal(dai_normalisation=dai_normalisation, dift_block=dift_block)
+    def validate_inputs(cls, dai_normalisation, dift_block, image_fidelity) -> bool | str:
+        return cls.refusal(dai_normalisation=dai_normalisation, dift_block=dift_block, image_fidelity=image_fidelity)
+
+    @classmethod
+    def check_values(cls, values: dict) -> None:
+        if values.get("image_fidelity") and len(folder_paths.get_filename_list(LPIPS_FOLDER)) < 2:
+            raise _missing_lpips([None, None])  # at queue time: no evaluation runs for minutes to fail here
 
     @classmethod
     @checked
@@ -171,11 +176,15 @@ def _lpips() -> metrics.Lpips:
     alexnet = next((s for s in states if "features.0.weight" in s), None)
     linear = next((s for s in states if "lin0.model.1.weight" in s), None)
     if alexnet is None or linear is None:
-        folders = ", ".join(folder_paths.get_folder_paths(LPIPS_FOLDER))
-        missing = [f for f, state in zip(LPIPS_FILES, (alexnet, linear)) if state is None]
-        raise InputError(f"image_fidelity: no {' and no '.join(missing)} in {folders}. Put the files there "
-                         "(DragKit downloads nothing), or turn image_fidelity off")
+        raise _missing_lpips([alexnet, linear])
     return metrics.alexnet_lpips(alexnet, linear)
+
+
+def _missing_lpips(found: list) -> InputError:
+    folders = ", ".join(folder_paths.get_folder_paths(LPIPS_FOLDER))
+    missing = [f for f, state in zip(LPIPS_FILES, found) if state is None]
+    return InputError(f"image_fidelity: no {' and no '.join(missing)} in {folders}. Put the files there "
+                      "(DragKit downloads nothing), or turn image_fidelity off")
 
 
 def _read_weights(name: str) -> dict[str, torch.Tensor]:

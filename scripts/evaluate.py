@@ -29,13 +29,14 @@ from pathlib import Path
 
 import numpy as np
 import requests
+import websocket
 from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from examples import ExampleFailed, has_gpu, provide_checkpoint, with_points  # noqa: E402
-from comfy_server import ComfyClient, ComfyServer, prepare_base_directory  # noqa: E402
+from comfy_server import ComfyClient, ComfyServer, PromptRefused, prepare_base_directory  # noqa: E402
 from workflow import RANDOM_SAM2, STRUCTURE_BUDGETS, workflow_to_prompt  # noqa: E402
 from dragkit.core.bench import load_dataset  # noqa: E402
 
@@ -90,7 +91,7 @@ def main() -> int:
     rows = read_rows(table)
     write_summary(rows, args, out)
     write_grid(rows, samples, args.methods, out)
-    print(f"evaluate: {out / 'summary.md'}, {out / 'grid.png'}" + (f"; {failures} edits failed (rerun to retry)" if failures else ""))
+    print(f"evaluate: {out / 'summary.md'}, {out / 'grid.png'}" + (f"; {failures} edits not done (see above; rerun to retry)" if failures else ""))
     return 1 if failures else 0
 
 
@@ -162,12 +163,16 @@ def run_jobs(jobs: list[Job], servers: list[str], checkpoint: str, args, table: 
     for job in jobs:
         pending.put(job)
     lock = threading.Lock()
-    failures = []
+    written = [0]
     bar = tqdm(total=len(jobs), unit="edit", desc="evaluate")
 
     def work(url: str) -> None:
-        client = ComfyClient(url)
-        info = client.object_info()
+        try:
+            client = ComfyClient(url)
+            info = client.object_info()
+        except (OSError, requests.RequestException, websocket.WebSocketException) as error:
+            bar.write(f"evaluate: cannot reach {url}: {error}")
+            return
         try:
             check_server(url, info, checkpoint, args)
             while True:
@@ -177,18 +182,22 @@ def run_jobs(jobs: list[Job], servers: list[str], checkpoint: str, args, table: 
                     return
                 try:
                     row = run_job(client, info, job, checkpoint, args, out)
+                except PromptRefused as refusal:  # the same for every job: stop, say why
+                    with lock:
+                        bar.write(f"evaluate: {url} refused the prompt: {refusal}")
+                    _drain(pending)
+                    return
                 except (ExampleFailed, requests.RequestException) as failure:
                     with lock:
-                        failures.append(job)
                         bar.write(f"evaluate: {job.sample.name} / {job.method} / seed {job.seed} on {url}: {failure}")
                 else:
                     with lock:
                         append_row(table, row)
+                        written[0] += 1
                         bar.update(1)
         except ExampleFailed as failure:
             with lock:
                 bar.write(f"evaluate: {url}: {failure}")
-                failures.append(None)
         finally:
             client.close()
 
@@ -207,7 +216,15 @@ def run_jobs(jobs: list[Job], servers: list[str], checkpoint: str, args, table: 
         raise
     finally:
         bar.close()
-    return len(failures) + pending.qsize()
+    return len(jobs) - written[0]  # failed, refused or never started
+
+
+def _drain(pending: queue.Queue) -> None:
+    while True:
+        try:
+            pending.get_nowait()
+        except queue.Empty:
+            return
 
 
 def check_server(url: str, info: dict, checkpoint: str, args) -> None:
@@ -239,10 +256,13 @@ def run_job(client: ComfyClient, info: dict, job: Job, checkpoint: str, args, ou
             if name in inputs and not isinstance(inputs[name], list):
                 inputs[name] = job.seed
     add_metrics(prompt, args)
-    run = client.run(prompt, timeout=6 * 3600)
+    run = client.run(prompt, timeout=6 * 3600, whole=True)
     if run.status != "success":
         raise ExampleFailed(f"{run.status}: {run.describe()}")
-    report = next(o["dragkit_metrics"][0] for o in run.outputs.values() if "dragkit_metrics" in o)
+    reports = [o["dragkit_metrics"][0] for o in run.outputs.values() if "dragkit_metrics" in o]
+    if not reports:
+        raise ExampleFailed("the Metrics node gave no report")
+    report = reports[0]
     handles = report.get("handles", [])
     saved = [i for o in run.outputs.values() for i in o.get("images", []) if i["type"] == "output"]
     if not saved:

@@ -104,6 +104,10 @@ def running_server(comfyui: Path, base: Path, extra_args: tuple[str, ...] = (), 
         server.stop()
 
 
+class PromptRefused(AssertionError):
+    """/prompt did not queue the prompt (e.g. a node refused an input); the message has ComfyUI's answer."""
+
+
 @dataclass
 class Run:
     """What one queued prompt did, from the websocket messages."""
@@ -145,11 +149,22 @@ class ComfyClient:
     def interrupt(self) -> None:
         requests.post(f"{self.url}/interrupt", timeout=10)
 
-    def run(self, prompt: dict, on_progress=None, timeout: float = 600) -> Run:
-        """Queue `prompt`, follow it to the end; `on_progress(client, message)` sees progress messages."""
+    def cancel(self, prompt_id: str) -> None:
+        """Take a queued prompt off the queue, or stop it if it already runs."""
+        requests.post(f"{self.url}/queue", json={"delete": [prompt_id]}, timeout=10)
+        requests.post(f"{self.url}/interrupt", json={"prompt_id": prompt_id}, timeout=10)
+
+    def run(self, prompt: dict, on_progress=None, timeout: float = 600, whole: bool = False) -> Run:
+        """Queue `prompt`, follow it to the end; `on_progress(client, message)` sees progress messages.
+        With `whole`, a prompt ComfyUI would run only in part (an output node refused) is refused."""
         response = self.post_prompt(prompt)
         if response.status_code != 200:
-            raise AssertionError(f"/prompt answered {response.status_code}: {response.text}")
+            raise PromptRefused(f"/prompt answered {response.status_code}: {response.text}")
+        if whole and response.json().get("node_errors"):
+            self.cancel(response.json()["prompt_id"])  # ComfyUI queued the valid rest: take it back
+            details = {e.get("details") or e.get("message") for node in response.json()["node_errors"].values()
+                       for e in node.get("errors", [])}
+            raise PromptRefused("; ".join(sorted(map(str, details))))
         run = Run(prompt_id=response.json()["prompt_id"])
         deadline = time.monotonic() + timeout
         while run.status == "pending":

@@ -54,11 +54,12 @@ def metrics_graph(index: int, image_fidelity=True) -> dict:
     }
 
 
-def test_without_lpips_weights_the_metrics_node_names_the_folder_and_the_files(client, comfy_base):
+def test_without_lpips_weights_the_prompt_is_refused_naming_the_folder_and_the_files(client, comfy_base):
     (comfy_base / "models" / "lpips").mkdir(parents=True, exist_ok=True)
-    run = client.run(metrics_graph(0))
-    assert run.status == "error"
-    message = run.error["exception_message"]
+    response = client.post_prompt(metrics_graph(0))  # refused when queued, not after minutes of editing
+    assert response.status_code == 400, response.text
+    (error,) = {e["details"] for e in response.json()["node_errors"]["same"]["errors"] if e["details"].startswith("image_fidelity")}
+    message = error.removeprefix("image_fidelity - ")
     assert message.startswith("image_fidelity:") and str(comfy_base / "models" / "lpips") in message
     assert "alexnet-owt-7be5be79.pth" in message and "alex.pth" in message and "turn image_fidelity off" in message
 
