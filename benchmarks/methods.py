@@ -80,7 +80,7 @@ def timed(denoiser: CountingDenoiser, stage: str, rows: list, fn):
 def run_method(name: str, denoiser, latent, spec, cond, args) -> list:
     from dragkit.core.attention import MutualSelfAttention
     from dragkit.core.inversion import invert
-    from dragkit.core.lora import LoraSettings, train_lora
+    from dragkit.core.lora import LoraSettings, micro_batch_size_for, train_lora
     from dragkit.core.methods import dragdiffusion, easydrag, gooddrag
     from dragkit.core.sampling import mutual_attention_sample, reference_guided_sample
     from dragkit.core.schedule import ddim_schedule
@@ -98,7 +98,7 @@ def run_method(name: str, denoiser, latent, spec, cond, args) -> list:
     rows: list = []
     with host.gradients():
         if lora_steps:  # EasyDrag trains no LoRA
-            micro = args.lora_micro_batch if args.lora_micro_batch >= 0 else (0 if torch.cuda.is_available() else 1)
+            micro = args.lora_micro_batch if args.lora_micro_batch >= 0 else micro_batch_size_for(denoiser.device)
             lora = LoraSettings(steps=args.lora_steps or lora_steps, micro_batch_size=micro)
             timed(counting, "LoRA", rows, lambda: train_lora(denoiser.unet, counting, latent, cond, lora))
         if args.stop_after == "LoRA":

@@ -27,6 +27,12 @@ LORA_STEPS = {"DragDiffusion": 80, "GoodDrag": 70, "AdaptiveDrag": 80, "DragNeXt
 # DragDiffusion (adaptivedrag.md §2), DragNeXt as GoodDrag (dragnext.md §3.2)
 
 
+def micro_batch_size_for(device) -> int:
+    """On the CPU one image of the batch at a time (the same update): a quarter of the memory at the
+    default batch of 4, where RAM, not time, is what runs out; elsewhere the whole batch (0)."""
+    return 1 if torch.device(device).type == "cpu" else 0
+
+
 @dataclass(frozen=True)
 class LoraSettings:
     rank: int = 16

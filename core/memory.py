@@ -23,10 +23,18 @@ def peak_memory_gib() -> float:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
         return torch.cuda.max_memory_allocated() / 2**30
-    try:
-        status = Path("/proc/self/status").read_text()
-        return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")) / 2**20
-    except (OSError, StopIteration):
+    peak = peak_rss_gib("self")
+    if peak is None:
         import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return peak
+
+
+def peak_rss_gib(pid: int | str) -> float | None:
+    """A process's peak resident memory (Linux's VmHWM), or None where there is no /proc."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")) / 2**20
+    except (OSError, StopIteration):
+        return None

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import math
-import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from .weights import WeightsFileError, read_state_dict
 
 INSTALL_HINT = "install it with `SAM2_BUILD_CUDA=0 pip install --no-build-isolation sam2` (see the README)"
 
@@ -52,20 +53,10 @@ class Sam2Variant:
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
     """The state dict in a `.safetensors` or `.pt` file (Meta's checkpoints keep it under "model")."""
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
-    else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError) as exc:
-            raise Sam2Error(
-                f"{path.name}: refused; it holds more than tensors (a pickle that could run code) or is damaged "
-                f"({str(exc).splitlines()[0][:200]}). Use Meta's checkpoint or a .safetensors conversion."
-            ) from None
-        if isinstance(state, dict) and isinstance(state.get("model"), dict):
-            state = state["model"]
+    try:
+        state = read_state_dict(path, "Use Meta's checkpoint or a .safetensors conversion.")
+    except WeightsFileError as exc:
+        raise Sam2Error(str(exc)) from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise Sam2Error(f"{path.name}: not a SAM 2 weights file (expected a dict of tensors)")
     return state

@@ -7,7 +7,7 @@ import logging
 import torch
 from comfy_api.v0_0_2 import io, ui
 
-from ..core.lora import LORA_STEPS, LoraResult, LoraSettings, train_lora
+from ..core.lora import LORA_STEPS, LoraResult, LoraSettings, micro_batch_size_for, train_lora
 from . import host, lora_cache
 from .checks import CheckedNode, checked, single_item
 from .previews import loss_curve
@@ -64,11 +64,8 @@ class DragKitLoRAFinetune(CheckedNode):
         with host.gradients():
             denoiser = host.ComfyDenoiser(model, for_gradients=True)
             denoiser.load_for_gradients()
-            # On the CPU one image of the batch at a time (the same update): a quarter of the memory
-            # at the default batch of 4, where RAM, not time, is what runs out.
             settings = LoraSettings(rank=rank, steps=LORA_STEPS.get(preset, steps), learning_rate=learning_rate,
-                                    batch_size=batch_size, seed=seed,
-                                    micro_batch_size=1 if torch.device(denoiser.device).type == "cpu" else 0)
+                                    batch_size=batch_size, seed=seed, micro_batch_size=micro_batch_size_for(denoiser.device))
             x0 = denoiser.to_model_latent(samples)
             cond = host.text_context(conditioning).to(denoiser.device)
             cache = None

@@ -4,22 +4,22 @@ puts into `models/lpips/` (DragKit downloads nothing)."""
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 from pathlib import Path
 
-import folder_paths
 import numpy as np
-import safetensors.torch
 import torch
 from comfy_api.v0_0_2 import io, ui
 
 from ..core import metrics
 from ..core.bench import DATASETS, RUNNER_WIDTH, BenchmarkDataError, load_sample, sample_folders
 from ..core.memory import peak_memory_gib, reset_peak_memory
+from ..core.weights import WeightsFileError, read_state_dict
 from . import host
 from .checks import CheckedNode, InputError, checked, require_finite, single_item
 from .drag import handle_report
+from .folders import input_directory, model_file_path, model_files, model_folders, register_model_folder
 from .types import DragType, EditType
 
 LPIPS_FOLDER = "lpips"
@@ -29,8 +29,7 @@ METRICS_KEY = "dragkit_metrics"  # the executed message's key (and /history's) t
 
 
 def register_folder() -> None:
-    folder_paths.add_model_folder_path(LPIPS_FOLDER, os.path.join(folder_paths.models_dir, LPIPS_FOLDER), is_default=True)
-    folder_paths.folder_names_and_paths[LPIPS_FOLDER][1].update({".pth", ".pt", ".safetensors"})
+    register_model_folder(LPIPS_FOLDER)
 
 
 class DragKitBenchmarkSample(CheckedNode):
@@ -82,7 +81,7 @@ def _dataset_folder(folder: str) -> Path:
     if not folder.strip():
         raise InputError("folder: give the dataset's folder, e.g. /data/DragBench or /data/Drag100 (see the README)")
     path = Path(folder).expanduser()
-    return path if path.is_absolute() else Path(folder_paths.get_input_directory()) / path
+    return path if path.is_absolute() else input_directory() / path
 
 
 class DragKitMetrics(CheckedNode):
@@ -122,7 +121,7 @@ class DragKitMetrics(CheckedNode):
 
     @classmethod
     def check_values(cls, values: dict) -> None:
-        if values.get("image_fidelity") and len(folder_paths.get_filename_list(LPIPS_FOLDER)) < 2:
+        if values.get("image_fidelity") and len(model_files(LPIPS_FOLDER)) < 2:
             raise _missing_lpips([None, None])  # at queue time: no evaluation runs for minutes to fail here
 
     @classmethod
@@ -172,7 +171,20 @@ def _mean_distance(model, vae, conditioning, source: torch.Tensor, edited: torch
 
 
 def _lpips() -> metrics.Lpips:
-    states = [_read_weights(name) for name in folder_paths.get_filename_list(LPIPS_FOLDER)]
+    paths = tuple(model_file_path(LPIPS_FOLDER, name) for name in model_files(LPIPS_FOLDER))
+    return _lpips_from(tuple((path, path.stat().st_mtime_ns) for path in paths))
+
+
+@functools.lru_cache(maxsize=1)
+def _lpips_from(files: tuple[tuple[Path, int], ...]) -> metrics.Lpips:
+    """LPIPS from the folder's files, read once per set of files (AlexNet's is 233 MB; an evaluation
+    runs this node once per edit). The modification times in `files` make a replaced file count."""
+    states = []
+    for path, _ in files:
+        try:
+            states.append(read_state_dict(path, "Use the original file or a .safetensors conversion."))
+        except WeightsFileError as error:
+            raise InputError(f"image_fidelity: {error}") from None
     alexnet = next((s for s in states if "features.0.weight" in s), None)
     linear = next((s for s in states if "lin0.model.1.weight" in s), None)
     if alexnet is None or linear is None:
@@ -181,15 +193,6 @@ def _lpips() -> metrics.Lpips:
 
 
 def _missing_lpips(found: list) -> InputError:
-    folders = ", ".join(folder_paths.get_folder_paths(LPIPS_FOLDER))
     missing = [f for f, state in zip(LPIPS_FILES, found) if state is None]
-    return InputError(f"image_fidelity: no {' and no '.join(missing)} in {folders}. Put the files there "
-                      "(DragKit downloads nothing), or turn image_fidelity off")
-
-
-def _read_weights(name: str) -> dict[str, torch.Tensor]:
-    path = folder_paths.get_full_path(LPIPS_FOLDER, name)
-    if path.endswith(".safetensors"):
-        return safetensors.torch.load_file(path)
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return state if isinstance(state, dict) else {}
+    return InputError(f"image_fidelity: no {' and no '.join(missing)} in {model_folders(LPIPS_FOLDER)}. Put the files "
+                      "there (DragKit downloads nothing), or turn image_fidelity off")

@@ -3,21 +3,18 @@ management (a ModelPatcher, so ComfyUI can offload and evict it like any other m
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import comfy.model_management as model_management
 import comfy.model_patcher
-import folder_paths
 import torch
 from comfy_api.v0_0_2 import io
 
 from ..core import sam2_model
 from .checks import CheckedNode, InputError, checked
+from .folders import model_file_path, model_files, model_folders, register_model_folder
 
 SAM2_FOLDER = "sam2"
-SAM2_EXTENSIONS = {".safetensors", ".pt", ".pth"}
 NO_FILE = "(no SAM 2 file found)"
 EXPECTED_FILES = ("sam2.1_hiera_base_plus.pt", "sam2.1_hiera_large.pt", "sam2_hiera_base_plus.pt (AdaptiveDrag's)",
                   "or a .safetensors conversion such as sam2.1_hiera_base_plus.safetensors")
@@ -27,18 +24,15 @@ Sam2ModelType = io.Custom("DRAGKIT_SAM2_MODEL")
 
 
 def register_folder() -> None:
-    """`models/sam2` as a ComfyUI model folder (the one other SAM 2 packs use); folders that
-    extra_model_paths.yaml gives under `sam2` stay listed after it."""
-    folder_paths.add_model_folder_path(SAM2_FOLDER, os.path.join(folder_paths.models_dir, SAM2_FOLDER), is_default=True)
-    folder_paths.folder_names_and_paths[SAM2_FOLDER][1].update(SAM2_EXTENSIONS)
+    register_model_folder(SAM2_FOLDER)  # the folder other SAM 2 packs use
 
 
 def sam2_files() -> list[str]:
-    return folder_paths.get_filename_list(SAM2_FOLDER)
+    return model_files(SAM2_FOLDER)
 
 
 def missing_file_message() -> str:
-    folders = ", ".join(folder_paths.get_folder_paths(SAM2_FOLDER))
+    folders = model_folders(SAM2_FOLDER)
     return (f"sam2_name: no SAM 2 weights file in {folders}. Put one there (DragKit downloads nothing): "
             f"{', '.join(EXPECTED_FILES)}; then refresh the page (R)")
 
@@ -105,11 +99,11 @@ class DragKitSAM2Loader(CheckedNode):
     @classmethod
     @checked
     def execute(cls, sam2_name: str, precision: str) -> io.NodeOutput:
-        path = folder_paths.get_full_path(SAM2_FOLDER, sam2_name) if sam2_name != NO_FILE else None
+        path = model_file_path(SAM2_FOLDER, sam2_name) if sam2_name != NO_FILE else None
         if path is None:
             raise InputError(missing_file_message())
         try:
-            model, variant = sam2_model.build_model(sam2_model.read_weights(Path(path)))
+            model, variant = sam2_model.build_model(sam2_model.read_weights(path))
         except sam2_model.Sam2Error as exc:
             raise InputError(f"sam2_name: {exc}") from None
         device = model_management.get_torch_device()

@@ -15,6 +15,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from examples import (RANDOM_WEIGHTS_WARNING, ExampleFailed, before_points_after, copy_sample_images,  # noqa: E402
                       describe_handles, has_gpu, provide_checkpoint, run_example)
 from comfy_server import ComfyClient, ComfyServer, prepare_base_directory  # noqa: E402
+from dragkit.core.memory import peak_rss_gib  # noqa: E402
 
 
 def main() -> int:
@@ -81,7 +82,8 @@ def headless_run(server: ComfyServer, base: Path, workflow: Path, checkpoint: st
     out.mkdir(parents=True, exist_ok=True)
     result.after.save(out / "edited.png")
     before_points_after(result).save(out / "figure.png")
-    peak = _peak_memory_gb(server.process.pid)
+    peak = peak_rss_gib(server.process.pid)
+    peak = None if peak is None else round(peak, 2)
     (out / "result.json").write_text(json.dumps({
         "workflow": workflow.name, "checkpoint": checkpoint, "random_weights": fitted, "seconds": round(result.seconds, 1),
         "server_peak_memory_gb": peak, "handles": result.handles, "nearer": result.nearer()}, indent=1))
@@ -93,16 +95,6 @@ def headless_run(server: ComfyServer, base: Path, workflow: Path, checkpoint: st
         print("demo: a handle did not move toward its target (see above)", file=sys.stderr)
         return 1
     return 0
-
-
-def _peak_memory_gb(pid: int) -> float | None:
-    """The process's peak resident memory (Linux's VmHWM)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    kilobytes = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
-    return round(kilobytes / 2**20, 2)
 
 
 if __name__ == "__main__":

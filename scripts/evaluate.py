@@ -30,14 +30,15 @@ from pathlib import Path
 import numpy as np
 import requests
 import websocket
-from PIL import Image, ImageDraw
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from examples import ExampleFailed, has_gpu, provide_checkpoint, with_points  # noqa: E402
+from examples import (ExampleFailed, captioned, has_gpu, one_above_another, provide_checkpoint,  # noqa: E402
+                      side_by_side, with_points)
 from comfy_server import ComfyClient, ComfyServer, PromptRefused, prepare_base_directory  # noqa: E402
-from workflow import RANDOM_SAM2, STRUCTURE_BUDGETS, workflow_to_prompt  # noqa: E402
+from workflow import RANDOM_SAM2, apply_structure_budgets, fitted_size, workflow_to_prompt  # noqa: E402
 from dragkit.core.bench import load_dataset  # noqa: E402
 
 METHODS = ("gooddrag", "dragdiffusion", "easydrag", "dragnext", "adaptivedrag")
@@ -131,8 +132,7 @@ def fitted(sample, side: int):
     from dragkit.core.bench import BenchmarkSample
 
     height, width = sample.image.shape[:2]
-    scale = side / max(width, height)
-    size = tuple(max(8, round(v * scale / 8) * 8) for v in (width, height))
+    size = fitted_size(width, height, side)
     image = np.asarray(Image.fromarray(sample.image).resize(size, Image.LANCZOS))
     return BenchmarkSample(sample.name, image, sample.drag.resized(*size), sample.prompt)
 
@@ -238,12 +238,10 @@ def check_server(url: str, info: dict, checkpoint: str, args) -> None:
 def run_job(client: ComfyClient, info: dict, job: Job, checkpoint: str, args, out: Path) -> dict:
     prompt = workflow_to_prompt(json.loads((ROOT / "workflows" / f"{job.method}.json").read_text()), info)
     uploaded = upload(client.url, job.sample.image, f"dragkit_eval_{job.sample.name.replace('/', '__')}.png")
+    if args.random_weights:
+        apply_structure_budgets(prompt, checkpoint)
     for node in prompt.values():
         inputs, kind = node["inputs"], node["class_type"]
-        if args.random_weights:
-            inputs.update(STRUCTURE_BUDGETS.get(kind, {}))
-            if kind == "DragKitSAM2Loader":
-                inputs["sam2_name"] = RANDOM_SAM2
         if kind == "CheckpointLoaderSimple":
             inputs["ckpt_name"] = checkpoint
         elif kind == "LoadImage":
@@ -389,38 +387,11 @@ def write_grid(rows: list[dict], samples: list, methods: list[str], out: Path, a
         first = next(iter(edits.values()))
         pictures = [(before, sample.name), (with_points(before, json.loads(first["handles"])), "drag")]
         pictures += [(Image.open(out / "images" / row["image"]).convert("RGB"), method) for method, row in edits.items()]
-        strips.append(_beside([_panel(p, caption, 160) for p, caption in pictures]))
+        strips.append(side_by_side([captioned(p, caption[:40], 160) for p, caption in pictures]))
         if len(strips) == at_most:
             break
     if strips:
-        _below(strips).save(out / "grid.png")
-
-
-def _panel(picture: Image.Image, caption: str, height: int) -> Image.Image:
-    shown = picture.resize((round(picture.width * height / picture.height), height), Image.LANCZOS)
-    panel = Image.new("RGB", (shown.width + 6, height + 20), (255, 255, 255))
-    panel.paste(shown, (3, 18))
-    ImageDraw.Draw(panel).text((3, 3), caption[:40], fill=(0, 0, 0))
-    return panel
-
-
-def _beside(pictures: list[Image.Image]) -> Image.Image:
-    height = max(p.height for p in pictures)
-    strip = Image.new("RGB", (sum(p.width for p in pictures), height), (255, 255, 255))
-    x = 0
-    for p in pictures:
-        strip.paste(p, (x, height - p.height))
-        x += p.width
-    return strip
-
-
-def _below(pictures: list[Image.Image]) -> Image.Image:
-    grid = Image.new("RGB", (max(p.width for p in pictures), sum(p.height for p in pictures)), (255, 255, 255))
-    y = 0
-    for p in pictures:
-        grid.paste(p, (0, y))
-        y += p.height
-    return grid
+        one_above_another(strips).save(out / "grid.png")
 
 
 if __name__ == "__main__":

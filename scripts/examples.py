@@ -109,17 +109,36 @@ def run_example(client, base: Path, workflow: Path, checkpoint: str, fitted: boo
 
 def before_points_after(result: ExampleResult, height: int = 256) -> Image.Image:
     """Three panels: the picture, the drag on it (start red, target blue, final handle green), the edit."""
-    panels = [result.before, with_points(result.before, result.handles), result.after]
-    panels = [p.resize((round(p.width * height / p.height), height), Image.LANCZOS) for p in panels]
-    title = 18
-    figure = Image.new("RGB", (sum(p.width for p in panels) + 8 * (len(panels) + 1), height + title + 8), (255, 255, 255))
-    draw = ImageDraw.Draw(figure)
-    x = 8
-    for panel, caption in zip(panels, ("before", "drag: start (red) -> target (blue), final (green)", "after")):
-        figure.paste(panel, (x, title))
-        draw.text((x, 3), caption, fill=(0, 0, 0))
-        x += panel.width + 8
-    return figure
+    return side_by_side([captioned(result.before, "before", height),
+                         captioned(with_points(result.before, result.handles), "start red, target blue, end green", height),
+                         captioned(result.after, "after", height)])
+
+
+def captioned(picture: Image.Image, caption: str, height: int) -> Image.Image:
+    """`picture` scaled to `height`, with a margin and a caption line above it."""
+    shown = picture.resize((round(picture.width * height / picture.height), height), Image.LANCZOS)
+    panel = Image.new("RGB", (shown.width + 6, height + 20), (255, 255, 255))
+    panel.paste(shown, (3, 18))
+    ImageDraw.Draw(panel).text((3, 3), caption, fill=(0, 0, 0))
+    return panel
+
+
+def side_by_side(pictures: list[Image.Image]) -> Image.Image:
+    strip = Image.new("RGB", (sum(p.width for p in pictures), max(p.height for p in pictures)), (255, 255, 255))
+    x = 0
+    for picture in pictures:
+        strip.paste(picture, (x, 0))
+        x += picture.width
+    return strip
+
+
+def one_above_another(pictures: list[Image.Image]) -> Image.Image:
+    column = Image.new("RGB", (max(p.width for p in pictures), sum(p.height for p in pictures)), (255, 255, 255))
+    y = 0
+    for picture in pictures:
+        column.paste(picture, (0, y))
+        y += picture.height
+    return column
 
 
 def with_points(picture: Image.Image, handles: list[dict]) -> Image.Image:

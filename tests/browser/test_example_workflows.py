@@ -2,13 +2,13 @@
 saved on (the drag and sampler nodes' optional `conditioning` moved behind the required inputs)."""
 
 import json
-import os
 import shutil
 import sys
 
 import numpy as np
 import pytest
 
+from comfy_inprocess import in_the_current_hosts_pass_only
 from comfy_page import ComfyPage
 from comfy_server import ROOT, ComfyClient
 from conftest import ARTIFACTS
@@ -106,8 +106,7 @@ def structure_server(browser_server):
 
 # The run itself does not depend on the host's frontend beyond graphToPrompt: once, on the current
 # ComfyUI with the newest frontend (the one scripts/demo.sh serves), canvas nodes.
-@pytest.mark.skipif(os.environ.get("DRAGKIT_CURRENT_COMFYUI", os.environ["COMFYUI_PATH"]) != os.environ["COMFYUI_PATH"],
-                    reason="run once, in the current ComfyUI's pass")
+@in_the_current_hosts_pass_only("run once, in the current ComfyUI's pass")
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
 def test_the_workflow_opened_in_the_frontend_runs_to_a_drag_on_the_structure_checkpoint(browser, structure_server, path):
     from examples import STRUCTURE_CHECKPOINT, run_example

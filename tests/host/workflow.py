@@ -66,23 +66,34 @@ def fit_to_structure_checkpoint(prompt: dict, checkpoint: str, base: Path, side:
     """The same node graph, sized for a CPU: the structure checkpoint, each edited picture scaled to
     at most `side` px (a copy in <base>/input, the Editor's drag scaled with it), short budgets, and
     a random-weight SAM 2 tiny for SAM 2 loaders (written to <base>/models/sam2 when missing)."""
-    for inputs in nodes_of_type(prompt, "CheckpointLoaderSimple"):
-        inputs["ckpt_name"] = checkpoint
-    for node in prompt.values():
-        node["inputs"].update(STRUCTURE_BUDGETS.get(node["class_type"], {}))
+    apply_structure_budgets(prompt, checkpoint)
     for editor in nodes_of_type(prompt, "DragKitEditor"):
         loader = prompt[editor["image"][0]]["inputs"]
         picture = Image.open(base / "input" / loader["image"]).convert("RGB")
-        scale = side / max(picture.size)
-        size = tuple(max(8, round(v * scale / 8) * 8) for v in picture.size)
+        size = fitted_size(*picture.size, side)
         small = f"{Path(loader['image']).stem}_{size[0]}x{size[1]}.png"
         picture.resize(size, Image.LANCZOS).save(base / "input" / small)
         loader["image"] = small
         editor["drag_data"] = DragSpec.from_json(editor["drag_data"]).resized(*size).to_json()
-    for loader in nodes_of_type(prompt, "DragKitSAM2Loader"):
+    if nodes_of_type(prompt, "DragKitSAM2Loader"):
         sam2 = base / "models" / "sam2" / RANDOM_SAM2
         if not sam2.exists():
             from models import write_tiny_sam2
 
             write_tiny_sam2(sam2)
+
+
+def apply_structure_budgets(prompt: dict, checkpoint: str) -> None:
+    """The structure checkpoint, STRUCTURE_BUDGETS and the random SAM 2 file's name, in place."""
+    for inputs in nodes_of_type(prompt, "CheckpointLoaderSimple"):
+        inputs["ckpt_name"] = checkpoint
+    for node in prompt.values():
+        node["inputs"].update(STRUCTURE_BUDGETS.get(node["class_type"], {}))
+    for loader in nodes_of_type(prompt, "DragKitSAM2Loader"):
         loader["sam2_name"] = RANDOM_SAM2
+
+
+def fitted_size(width: int, height: int, side: int) -> tuple[int, int]:
+    """`width` × `height` scaled so the longer side is about `side`, each a multiple of 8 (≥ 8)."""
+    scale = side / max(width, height)
+    return tuple(max(8, round(v * scale / 8) * 8) for v in (width, height))
