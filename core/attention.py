@@ -29,6 +29,13 @@ def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     return x.reshape(batch, tokens, heads, width // heads).transpose(1, 2)
 
 
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
+    """Multi-head attention in the [B, tokens, heads·dim] layout (queries may be longer than keys)."""
+    batch, tokens, width = q.shape
+    out = F.scaled_dot_product_attention(_split_heads(q, heads), _split_heads(k, heads), _split_heads(v, heads))
+    return out.transpose(1, 2).reshape(batch, tokens, width)
+
+
 def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads: int) -> torch.Tensor:
     """Attention of each [reference, edited] row pair's queries over the keys and values of its
     reference row, in the [B, tokens, heads·dim] layout."""
@@ -37,9 +44,8 @@ def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, heads
         raise ValueError(f"mutual self-attention needs [reference, edited] row pairs, got a batch of {batch}")
     # Laying a pair's queries end to end along the token axis lets a single attention over the
     # reference row's keys and values serve both rows.
-    queries = _split_heads(q.reshape(batch // 2, 2 * tokens, width), heads)
-    out = F.scaled_dot_product_attention(queries, _split_heads(k[0::2], heads), _split_heads(v[0::2], heads))
-    return out.transpose(1, 2).reshape(batch, tokens, width)
+    out = attend(q.reshape(batch // 2, 2 * tokens, width), k[0::2], v[0::2], heads)
+    return out.reshape(batch, tokens, width)
 
 
 class MutualSelfAttention:
@@ -79,3 +85,28 @@ class MutualSelfAttention:
             return None
         self.edited[step, call.layer] += 1
         return reference_attention(q, k, v, call.heads)
+
+
+class RecordedReference:
+    """Mutual self-attention for a reference row that never changes (EasyDrag's optimisation: the
+    unedited latent at one timestep). The reference's keys and values are recorded once, in a pass
+    of the reference row alone that gives it its ordinary self-attention, exactly as the pair
+    attention does, then every pass of the edited row alone reads them. Each step runs the UNet on
+    one row instead of two, with the same result up to the batch's rounding."""
+
+    def __init__(self, places: Iterable[str] = ("up",)) -> None:
+        self.places = frozenset(places)
+        self.recorded: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.recording = True
+
+    def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, call: AttentionCall) -> torch.Tensor | None:
+        if call.place not in self.places:
+            return None
+        if self.recording:
+            self.recorded[call.layer] = (k.detach(), v.detach())
+            return attend(q, k, v, call.heads)
+        try:
+            k, v = self.recorded[call.layer]
+        except KeyError:
+            raise RuntimeError(f"self-attention layer {call.layer} was not recorded in the reference pass") from None
+        return attend(q, k, v, call.heads)

@@ -25,7 +25,7 @@ import torch
 
 @dataclass(frozen=True)
 class Prediction:
-    eps: torch.Tensor
+    eps: torch.Tensor | None  # None only when asked for features only and the UNet stopped early
     features: dict[int, torch.Tensor]  # up-block index → feature map [B, C, h, w]
 
 
@@ -61,10 +61,15 @@ class Denoiser(Protocol):
     def up_block_count(self) -> int:
         """How many decoder stages (`up_blocks`) the UNet has (SD 1.5: 4)."""
 
-    def predict(self, x_t: torch.Tensor, t: int | torch.Tensor, cond: torch.Tensor, up_features: Sequence[int] = ()) -> Prediction:
+    def predict(
+        self, x_t: torch.Tensor, t: int | torch.Tensor, cond: torch.Tensor, up_features: Sequence[int] = (),
+        features_only: bool = False,
+    ) -> Prediction:
         """ε at timestep t (one for all rows, or one per row as a [B] tensor) for latents x_t
         [B, 4, h, w] and text context cond [1 or B, tokens, dim].
 
+        With `features_only` the caller needs the taps alone: a denoiser may then stop the UNet
+        after the last tapped decoder stage (forward and backward skip the rest) and return eps None.
         Differentiable with respect to x_t when called with gradients enabled."""
 
     def attention_hook(self, hook: AttentionHook | None) -> AbstractContextManager[None]:
@@ -97,9 +102,12 @@ class GuidedDenoiser:
     def __getattr__(self, name: str):  # alphas_cumprod, device, dtype, up_block_count, attention_hook
         return getattr(self.inner, name)
 
-    def predict(self, x_t: torch.Tensor, t: int | torch.Tensor, cond: torch.Tensor, up_features: Sequence[int] = ()) -> Prediction:
+    def predict(
+        self, x_t: torch.Tensor, t: int | torch.Tensor, cond: torch.Tensor, up_features: Sequence[int] = (),
+        features_only: bool = False,
+    ) -> Prediction:
         if self.scale == 1.0:
-            return self.inner.predict(x_t, t, cond, up_features)
+            return self.inner.predict(x_t, t, cond, up_features, features_only)
         batch = x_t.shape[0]
         contexts = torch.cat([self.uncond.expand(batch, -1, -1), cond.expand(batch, -1, -1)])
         timesteps = torch.cat([t, t]) if isinstance(t, torch.Tensor) and t.ndim else t

@@ -125,7 +125,10 @@ class ComfyDenoiser(AttentionHookSlot):
 
     # --- the Denoiser protocol ------------------------------------------------------------------
 
-    def predict(self, x_t: torch.Tensor, t: int | torch.Tensor, cond: torch.Tensor, up_features: Sequence[int] = ()) -> Prediction:
+    def predict(
+        self, x_t: torch.Tensor, t: int | torch.Tensor, cond: torch.Tensor, up_features: Sequence[int] = (),
+        features_only: bool = False,
+    ) -> Prediction:
         base = self.patcher.model
         sampling = self.patcher.get_model_object("model_sampling")
         batch = x_t.shape[0]
@@ -138,10 +141,13 @@ class ComfyDenoiser(AttentionHookSlot):
         if context.shape[0] != batch:
             context = context.expand(batch, *context.shape[1:])
         features: dict[int, torch.Tensor] = {}
-        options = self._transformer_options(up_features, features, sigma)
+        options = self._transformer_options(up_features, features, sigma, features_only)
         self._timestep = int(timesteps[0])
-        with self._last_stage_tap(up_features, features):
-            denoised = self._apply_model(base, x, sigma, context, options)
+        try:
+            with self._last_stage_tap(up_features, features):
+                denoised = self._apply_model(base, x, sigma, context, options)
+        except _FeaturesTaken:
+            return Prediction(eps=None, features={i: features[i] for i in up_features})
         eps = (x - denoised) / sigma_view
         return Prediction(eps=eps, features={i: features[i] for i in up_features})
 
@@ -155,8 +161,10 @@ class ComfyDenoiser(AttentionHookSlot):
         c = {"c_crossattn": context, "transformer_options": options}
         return wrapper(base.apply_model, {"input": x, "timestep": sigma, "c": c, "cond_or_uncond": [0]})
 
-    def _transformer_options(self, up_features: Sequence[int], features: dict, sigma: torch.Tensor) -> dict:
-        """The clone's own transformer options plus this call's taps and attention replacements."""
+    def _transformer_options(self, up_features: Sequence[int], features: dict, sigma: torch.Tensor, features_only: bool) -> dict:
+        """The clone's own transformer options plus this call's taps and attention replacements.
+        With `features_only`, on a gradient clone (loaded whole, so stopping mid-forward leaves no
+        weights half-streamed), the last tap ends the UNet's forward."""
         options = dict(self.patcher.model_options.get("transformer_options", {}))
         patches = {k: list(v) for k, v in options.get("patches", {}).items()}
         replace = {k: dict(v) for k, v in options.get("patches_replace", {}).items()}
@@ -165,7 +173,8 @@ class ComfyDenoiser(AttentionHookSlot):
                 raise ValueError(f"up_blocks[{i}] does not exist; this UNet has {len(self._stage_ends)} decoder stages")
         taps = {self._stage_ends[i]: i for i in up_features if self._stage_ends[i] < len(self._unet.output_blocks)}
         if taps:
-            patches["output_block_patch"] = patches.get("output_block_patch", []) + [_output_tap(taps, features)]
+            stop = features_only and self.for_gradients and len(taps) == len(set(up_features))
+            patches["output_block_patch"] = patches.get("output_block_patch", []) + [_output_tap(taps, features, stop)]
         if self._hook is not None:
             attn1 = replace.setdefault("attn1", {})
             for layer, (block, place) in enumerate(self._self_attention):
@@ -253,11 +262,17 @@ def same_model(a, b) -> bool:
     return a is b or a.clone_has_same_weights(b)
 
 
-def _output_tap(taps: dict[int, int], features: dict):
+class _FeaturesTaken(Exception):
+    """Raised by the last output tap of a features-only call: the rest of the UNet is not needed."""
+
+
+def _output_tap(taps: dict[int, int], features: dict, stop_when_taken: bool):
     def tap(h, hsp, transformer_options):
         block = transformer_options.get("block")
         if block is not None and block[1] in taps:
             features[taps[block[1]]] = h
+            if stop_when_taken and len(features) == len(taps):
+                raise _FeaturesTaken
         return h, hsp
 
     return tap

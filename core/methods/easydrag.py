@@ -2,8 +2,10 @@
 
 Adam on the inverted latent z_t at one timestep. Features: decoder stages up_blocks[1] and [2],
 joined at the latter's size and upsampled to the image (1920 channels on SD 1.5). Each iteration:
-one UNet pass of [z_t⁰, z] in which the edited row's decoder self-attention reads the unedited
-row's keys and values (the code's reference branch); the binary tracking rule (a handle jumps to
+one UNet pass in which the edited latent's decoder self-attention reads the unedited latent's
+keys and values (the code's reference branch: the code passes [z_t⁰, z] as a batch; here the
+unedited row's keys and values, which never change, are recorded once and the edited row runs
+alone, see `reuse_reference_pass`), stopped after the last feature stage since ε is not used; the binary tracking rule (a handle jumps to
 its next point p** only when p** looks more like the ORIGINAL handle feature than the handle
 does); stop once every handle sits on its target; the stable motion loss Σ w_i / (1 + S_i), with
 S_i the cosine similarity of F(p**_i) and F⁰(p⁰_i) mapped to [0, 1]; the background term on the
@@ -20,7 +22,7 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
-from ..attention import MutualSelfAttention
+from ..attention import MutualSelfAttention, RecordedReference
 from ..denoiser import Denoiser
 from ..drag import DragSpec
 from ..inversion import Inversion
@@ -41,6 +43,9 @@ class EasyDragSettings:
     mask_weight: float = 0.1  # λ, as λ / (1 + S) (§4.7)
     auto_mask_threshold: float = 100 / 255  # on the min–max normalised |channel-mean gradient| (§4.6)
     reference_branch: bool = True  # code's training_reference: decoder K/V of the unedited latent (§4.8)
+    # Record the unedited latent's keys and values once and pass the edited row alone (half the UNet
+    # rows); False passes both rows at every step, as the code does (the plain path, for tests).
+    reuse_reference_pass: bool = True
 
     @classmethod
     def paper(cls) -> EasyDragSettings:
@@ -114,10 +119,30 @@ class FeatureMap:
     def __call__(self, z: torch.Tensor, t: int, reference: torch.Tensor | None = None, hook=None) -> torch.Tensor:
         batch = z if reference is None else torch.cat([reference, z])
         with self.denoiser.attention_hook(hook):
-            taps = self.denoiser.predict(batch, t, self.cond, up_features=self.blocks).features
+            taps = self.denoiser.predict(batch, t, self.cond, up_features=self.blocks, features_only=True).features
         maps = [taps[block][-1:].float() for block in self.blocks]  # the edited row
         joined = torch.cat([F.interpolate(m, size=maps[-1].shape[-2:], mode="bilinear", align_corners=False) for m in maps], 1)
         return F.interpolate(joined, size=self.size, mode="bilinear", align_corners=False)
+
+
+def _reference_branch(feature_map: FeatureMap, start: torch.Tensor, t: int, settings: EasyDragSettings):
+    """F(z) for the optimisation steps, and F⁰ = F(z_t⁰). With the reference branch every decoder
+    self-attention of the edited row reads the unedited row's keys and values; the pass that gives
+    F⁰ records them when they are reused."""
+    if not settings.reference_branch:
+        with torch.no_grad():
+            original = feature_map(start, t)
+        return (lambda z: feature_map(z, t)), original
+    if settings.reuse_reference_pass:
+        recorded = RecordedReference(places=("up",))
+        with torch.no_grad():
+            original = feature_map(start, t, hook=recorded)
+        recorded.recording = False
+        return (lambda z: feature_map(z, t, hook=recorded)), original
+    sharing = MutualSelfAttention([t], layers=None, places=("up",))
+    with torch.no_grad():
+        original = feature_map(start, t)
+    return (lambda z: feature_map(z, t, start, sharing)), original
 
 
 def optimise(
@@ -136,11 +161,8 @@ def optimise(
     start = inversion.latent.detach().float()
     grid = FeatureGrid.scaled(spec.width, spec.height, 1.0)  # image pixels
     feature_map = FeatureMap(denoiser, cond, settings.feature_blocks, grid.size)
-    # The reference branch: every decoder self-attention of the edited row reads the unedited row.
-    sharing = MutualSelfAttention([t], layers=None, places=("up",)) if settings.reference_branch else None
     handles, targets = grid.to_grid(spec.handles, start.device), grid.to_grid(spec.targets, start.device)
-    with torch.no_grad():
-        original = feature_map(start, t)
+    edited_pass, original = _reference_branch(feature_map, start, t, settings)
     anchors = feature_vectors(original, handles)
     keep = None if spec.mask is None else user_keep(spec, start.device)
     log = StepLog(settings.max_iterations, grid, on_step)
@@ -151,7 +173,7 @@ def optimise(
         nexts = next_points(handles, targets, settings.step, settings.snap_distance)
         stop_reason = BUDGET
         for iteration in range(settings.max_iterations):
-            features = feature_map(z, t, start if sharing else None, sharing)
+            features = edited_pass(z)
             tracked = track(features.detach(), handles, nexts, anchors)
             moved = iteration == 0 or not torch.equal(tracked, handles)
             handles = tracked

@@ -55,7 +55,10 @@ class DiffusersDenoiser(AttentionHookSlot):
     def up_block_count(self) -> int:
         return len(self.unet.up_blocks)
 
-    def predict(self, x_t: torch.Tensor, t: int | torch.Tensor, cond: torch.Tensor, up_features: Sequence[int] = ()) -> Prediction:
+    def predict(
+        self, x_t: torch.Tensor, t: int | torch.Tensor, cond: torch.Tensor, up_features: Sequence[int] = (),
+        features_only: bool = False,  # ignored: the whole UNet runs
+    ) -> Prediction:
         taps: dict[int, torch.Tensor] = {}
         handles = [self.unet.up_blocks[i].register_forward_hook(_keep(taps, i)) for i in up_features]
         self._t = int(torch.as_tensor(t).flatten()[0])

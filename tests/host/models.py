@@ -136,17 +136,18 @@ def write_tiny_sam2(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def narrow_sd15_patcher(seed: int = 0, dtype: torch.dtype = torch.float32):
-    """A ComfyUI MODEL (ModelPatcher) with SD 1.5's block structure and narrow random weights,
-    stored and computed in `dtype` (as ComfyUI runs SD 1.5 in fp16 on GPUs).
+def narrow_sd15_patcher(seed: int = 0, dtype: torch.dtype = torch.float32, unet: dict = NARROW_SD15_UNET):
+    """A ComfyUI MODEL (ModelPatcher) with SD 1.5's block structure and narrow random weights
+    (or `unet`'s widths, e.g. STRUCTURE_UNET), stored and computed in `dtype` (as ComfyUI runs SD 1.5
+    in fp16 on GPUs).
 
     Returns the patcher and the LDM-keyed UNet state dict it was loaded from."""
     import_comfy()
     import comfy.model_patcher
     import comfy.supported_models
 
-    unet_sd = unet_state_dict(NARROW_SD15_UNET, seed)
-    config = comfy.supported_models.SD15({k: v for k, v in NARROW_SD15_UNET.items()})
+    unet_sd = unet_state_dict(unet, seed)
+    config = comfy.supported_models.SD15(dict(unet))
     config.set_inference_dtype(dtype, None)
     model = config.get_model({})
     model.diffusion_model.load_state_dict({k: v.to(dtype) for k, v in unet_sd.items()})

@@ -102,7 +102,8 @@ class FakeDenoiser(AttentionHookSlot, CpuDenoiser):
         return torch.sin(frequencies * row_t / 50).expand(shape)
 
     def predict(
-        self, x_t: torch.Tensor, t: int | torch.Tensor, cond: torch.Tensor, up_features: Sequence[int] = ()
+        self, x_t: torch.Tensor, t: int | torch.Tensor, cond: torch.Tensor, up_features: Sequence[int] = (),
+        features_only: bool = False,
     ) -> Prediction:
         self.predicted_timesteps.append(t)
         height, width = x_t.shape[-2:]
@@ -114,6 +115,8 @@ class FakeDenoiser(AttentionHookSlot, CpuDenoiser):
             hidden = hidden + self._self_attention(hidden, projections, call)
             if layer in UP_BLOCK_LAST_LAYER:
                 taps[UP_BLOCK_LAST_LAYER.index(layer)] = tokens_to_map(hidden, height, width)
+            if features_only and up_features and set(up_features) <= taps.keys():
+                return Prediction(eps=None, features={i: taps[i] for i in up_features})  # as a UNet stopped early
         eps = self.eps_of_t(t, x_t.shape)
         if self.depends_on_x:
             eps = eps + tokens_to_map(F.layer_norm(hidden, hidden.shape[-1:]) @ self.read_out, height, width)

@@ -47,7 +47,9 @@ class SyntheticDenoiser(CpuDenoiser):
         resized = x if size == (height, width) else F.interpolate(x, size=size, mode="bilinear", align_corners=False)
         return F.conv2d(resized, self.kernels[tap], padding=1)
 
-    def predict(self, x_t: torch.Tensor, t: int, cond: torch.Tensor, up_features: Sequence[int] = ()) -> Prediction:
+    def predict(
+        self, x_t: torch.Tensor, t: int, cond: torch.Tensor, up_features: Sequence[int] = (), features_only: bool = False
+    ) -> Prediction:
         self.predicted_timesteps.append(t)
         eps = 0.5 * torch.einsum("oc,bchw->bohw", self.mix, x_t)
         return Prediction(eps=eps, features={i: self.features(x_t, i) for i in up_features})

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dragkit.core.attention import SD15_LAST_DECODER_LAYERS, MutualSelfAttention
+from dragkit.core.attention import SD15_LAST_DECODER_LAYERS, MutualSelfAttention, RecordedReference
 from dragkit.core.denoiser import AttentionCall
 from fakes import FakeDenoiser, plain_attention
 
@@ -91,3 +91,41 @@ def test_layers_can_be_chosen_by_place_whatever_the_depth():
     for layer in (7, 15, 40):
         assert policy(q, k, v, AttentionCall(layer=layer, place="up", heads=HEADS, t=TIMESTEPS[0])) is not None
     assert sorted(policy.edited) == [(0, 7), (0, 15), (0, 40)]
+
+
+def test_recorded_reference_keys_and_values_give_the_edited_rows_pair_attention():
+    q, k, v = projections(batch=2)
+    up = AttentionCall(layer=12, place="up", heads=HEADS, t=TIMESTEPS[0])
+    pair = MutualSelfAttention(TIMESTEPS, layers=None, places=("up",))(q, k, v, up)
+    recorded = RecordedReference()
+
+    reference = recorded(q[:1], k[:1], v[:1], up)  # the reference row alone gets ordinary attention
+    recorded.recording = False
+    edited = recorded(q[1:], k[1:], v[1:], up)  # its own keys and values are not read
+
+    torch.testing.assert_close(reference, pair[:1])
+    torch.testing.assert_close(edited, pair[1:])
+    assert recorded(q[1:], k[1:], v[1:], AttentionCall(layer=3, place="down", heads=HEADS, t=TIMESTEPS[0])) is None
+    with pytest.raises(RuntimeError, match="layer 13 was not recorded"):
+        recorded(q[1:], k[1:], v[1:], AttentionCall(layer=13, place="up", heads=HEADS, t=TIMESTEPS[0]))
+
+
+def test_inside_the_unet_the_edited_row_alone_after_a_recorded_reference_pass_equals_the_pair_pass():
+    denoiser = FakeDenoiser()
+    generator = torch.Generator().manual_seed(4)
+    reference, edited = torch.randn(2, 1, 4, 8, 8, generator=generator)
+    cond = torch.randn(1, 3, 8, generator=generator)
+    t, taps = TIMESTEPS[15], (1, 2)
+
+    with denoiser.attention_hook(MutualSelfAttention(TIMESTEPS, layers=None, places=("up",))):
+        pair = denoiser.predict(torch.cat([reference, edited]), t, cond, taps).features
+    recorded = RecordedReference()
+    with denoiser.attention_hook(recorded):
+        denoiser.predict(reference, t, cond, taps, features_only=True)
+        recorded.recording = False
+        alone = denoiser.predict(edited, t, cond, taps, features_only=True)
+
+    assert alone.eps is None  # stopped after up_blocks[2]: up_blocks[3]'s layers were never needed
+    assert sorted(recorded.recorded) == list(range(7, 13))
+    for tap in taps:
+        torch.testing.assert_close(alone.features[tap], pair[tap][1:])

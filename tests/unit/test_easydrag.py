@@ -139,17 +139,19 @@ def test_a_zero_length_drag_changes_nothing():
     assert torch.equal(result.latent, s.inversion.latent)
 
 
-def test_every_pass_runs_the_unedited_latent_beside_the_edited_one(monkeypatch):
+def test_the_plain_path_runs_the_unedited_latent_beside_the_edited_one_and_the_default_runs_it_once(monkeypatch):
     s = scene(strength=0.7)
     batches = []
     predict = s.denoiser.predict
     monkeypatch.setattr(s.denoiser, "predict", lambda x, *a, **k: batches.append(x.shape[0]) or predict(x, *a, **k))
     spec = DragSpec(IMAGE_SIZE, IMAGE_SIZE, *DRAG)
-    easydrag.optimise(s.denoiser, s.inversion, spec, s.cond, replace(EasyDragSettings(), max_iterations=3))
-    assert batches == [1, 2, 2, 2]  # F⁰ alone, then [z⁰, z] per iteration
-    batches.clear()
-    easydrag.optimise(s.denoiser, s.inversion, spec, s.cond, replace(EasyDragSettings.paper(), max_iterations=3))
-    assert batches == [1, 1, 1, 1]
+    plain = replace(EasyDragSettings(), max_iterations=3, reuse_reference_pass=False)
+    easydrag.optimise(s.denoiser, s.inversion, spec, s.cond, plain)
+    assert batches == [1, 2, 2, 2]  # F⁰ alone, then [z⁰, z] per iteration, as the code
+    for settings in (replace(plain, reuse_reference_pass=True), replace(EasyDragSettings.paper(), max_iterations=3)):
+        batches.clear()
+        easydrag.optimise(s.denoiser, s.inversion, spec, s.cond, settings)
+        assert batches == [1, 1, 1, 1]  # F⁰ (recording z⁰'s keys and values), then z alone
 
 
 def test_the_auto_mask_is_rebuilt_when_a_handle_moves_and_a_painted_mask_replaces_it(monkeypatch):
