@@ -1,129 +1,42 @@
 """Per-stage cost of each drag method on a random-weight SD 1.5-shaped checkpoint.
 
-For LoRA, inversion, drag and sampling: wall time, UNet forward passes (calls and latent rows),
-backward passes and peak memory (CUDA max allocated, or the process's peak RSS on the CPU).
+For LoRA, inversion, drag and sampling: wall time, UNet forward calls and latent rows, rows gone
+through backward, UNet work in F (a batch-1 forward; backward 2 F) and peak memory (CUDA max
+allocated, or the process's peak RSS on the CPU). Per method, our work per edit beside the official
+code's for the same number of gradient steps, and the authors' published times (anchors.py).
 `--model tiny` (default): one decoder stage, on the CPU. `--model structure`: the demo's checkpoint
-(SD 1.5's layout at CPU size), on the CPU. `--model sd15`: SD 1.5's full UNet in fp16
-with each method's default settings, on a GPU (`--size 512`). Run: `bash scripts/bench.sh`.
+(SD 1.5's layout at CPU size), on the CPU. `--model sd15`: SD 1.5's full UNet in fp16, on a GPU
+(`--size 512`). `--json FILE` writes every figure. Run: `bash scripts/bench.sh`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
-import time
-from dataclasses import dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests" / "host"), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT / "tests" / "host"), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 from pack import register_pack  # noqa: E402
 from comfy_inprocess import import_comfy  # noqa: E402
 from models import SD15_UNET, write_structure_checkpoint, write_tiny_checkpoint  # noqa: E402
 
 register_pack()
-from dragkit.core.memory import peak_memory_gib, reset_peak_memory  # noqa: E402
-
-
-@dataclass
-class Passes:
-    forward_calls: int = 0
-    forward_rows: int = 0
-    backward: int = 0
-
-
-class CountingDenoiser:
-    """A Denoiser that counts the UNet passes it makes (backward: once per call whose outputs get a gradient)."""
-
-    def __init__(self, inner) -> None:
-        self.inner, self.passes = inner, Passes()
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def predict(self, x_t, t, cond, up_features=()):
-        prediction = self.inner.predict(x_t, t, cond, up_features)
-        self.passes.forward_calls += 1
-        self.passes.forward_rows += x_t.shape[0]
-        outputs = [o for o in (prediction.eps, *prediction.features.values()) if o.requires_grad]
-        if outputs:
-            fired = []
-
-            def count(grad):
-                if not fired:
-                    fired.append(True)
-                    self.passes.backward += 1
-                return grad
-
-            for output in outputs:
-                output.register_hook(count)
-        return prediction
-
-
-def timed(denoiser: CountingDenoiser, stage: str, rows: list, fn):
-    denoiser.passes = Passes()
-    reset_peak_memory()
-    start = time.perf_counter()
-    value = fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    p = denoiser.passes
-    rows.append((stage, seconds, p.forward_calls, p.forward_rows, p.backward, peak_memory_gib()))
-    return value
-
-
-def run_method(name: str, denoiser, latent, spec, cond, args) -> list:
-    from dragkit.core.attention import MutualSelfAttention
-    from dragkit.core.inversion import invert
-    from dragkit.core.lora import LoraSettings, micro_batch_size_for, train_lora
-    from dragkit.core.methods import dragdiffusion, easydrag, gooddrag
-    from dragkit.core.sampling import mutual_attention_sample, reference_guided_sample
-    from dragkit.core.schedule import ddim_schedule
-    from dragkit.nodes import host
-
-    # The tiny UNet has one decoder stage: there every method's features come from up_blocks[0].
-    tiny = args.model == "tiny"
-    method = {"DragDiffusion": (dragdiffusion.optimise, dragdiffusion.DragDiffusionSettings(
-                  **({"feature_block": 0} if tiny else {})), 0.7, 80),
-              "GoodDrag": (gooddrag.optimise, gooddrag.GoodDragSettings(**({"feature_block": 0} if tiny else {})), 0.75, 70),
-              "EasyDrag": (easydrag.optimise, easydrag.EasyDragSettings(**({"feature_blocks": (0,)} if tiny else {})),
-                           0.7, 0)}[name]
-    optimise, settings, strength, lora_steps = method
-    counting = CountingDenoiser(denoiser)
-    rows: list = []
-    with host.gradients():
-        if lora_steps:  # EasyDrag trains no LoRA
-            micro = args.lora_micro_batch if args.lora_micro_batch >= 0 else micro_batch_size_for(denoiser.device)
-            lora = LoraSettings(steps=args.lora_steps or lora_steps, micro_batch_size=micro)
-            timed(counting, "LoRA", rows, lambda: train_lora(denoiser.unet, counting, latent, cond, lora))
-        if args.stop_after == "LoRA":
-            return rows, None
-        schedule = ddim_schedule(denoiser.alphas_cumprod, 50)
-        inversion = timed(counting, "inversion", rows, lambda: invert(counting, latent, cond, schedule, strength))
-        result = timed(counting, "drag", rows, lambda: optimise(counting, inversion, spec, cond, settings))
-    if name == "EasyDrag":
-        policy = MutualSelfAttention(schedule.timesteps, layers=None, places=("up",))
-        timed(counting, "sampling", rows, lambda: reference_guided_sample(
-            counting, result.latent, inversion, cond, result.index, policy))
-        return rows, result
-    # the methods' layers 10–15 (SD 1.5's decoder); the tiny UNet's decoder has only its last two
-    layers = range(max(0, denoiser.self_attention_count - 2), denoiser.self_attention_count) if tiny else range(10, 16)
-    policy = MutualSelfAttention(schedule.timesteps, first_step=result.index, layers=layers)
-    timed(counting, "sampling", rows, lambda: mutual_attention_sample(
-        counting, result.reference_latent, result.latent, cond, schedule, result.index, policy))
-    return rows, result
+from anchors import OFFICIAL  # noqa: E402
+from edit_stages import METHODS, Edit, run_edit  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", type=int, default=128, help="image side in pixels (latent = size / 8)")
     parser.add_argument("--lora-steps", type=int, default=0, help="override the method's LoRA steps (0: 80 / 70)")
-    parser.add_argument("--methods", nargs="+", default=["DragDiffusion", "GoodDrag", "EasyDrag"])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--lora-micro-batch", type=int, default=-1,
                         help="images per LoRA pass (0: the whole batch of 4); default as the node: 1 on the CPU, 0 on a GPU")
     parser.add_argument("--stop-after", choices=["LoRA", "sampling"], default="sampling",
@@ -131,48 +44,101 @@ def main() -> int:
     parser.add_argument("--model", choices=["tiny", "structure", "sd15"], default="tiny",
                         help="tiny: one decoder stage, fp32, CPU; structure: the demo's checkpoint (SD 1.5's layout, "
                              "320 channels on every level), CPU; sd15: SD 1.5's full UNet in fp16 on the GPU")
+    parser.add_argument("--easydrag-plain", action="store_true",
+                        help="EasyDrag passes the unedited row beside the edited one at every step, as the code does")
+    parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     args = parser.parse_args()
 
     gpu = args.model == "sd15"
     if gpu and not torch.cuda.is_available():
         print("methods.py: --model sd15 needs a CUDA device", file=sys.stderr)
         return 2
-    import_comfy(cpu=not gpu)
-    import comfy.sd
-
+    denoiser = gradient_denoiser(load_model(args.model))  # imports ComfyUI
     from dragkit.core.drag import DragSpec
+    from dragkit.core.lora import micro_batch_size_for
     from dragkit.nodes import host
 
-    torch.manual_seed(0)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "sd15_shaped.safetensors"
-        if gpu:
-            write_tiny_checkpoint(path, seed=3, unet=SD15_UNET, dtype=torch.float16)
-        elif args.model == "structure":
-            write_structure_checkpoint(path)
-        else:
-            write_tiny_checkpoint(path)
-        with torch.inference_mode():
-            model, *_ = comfy.sd.load_checkpoint_guess_config(str(path), output_vae=False, output_clip=False)
-    denoiser = host.ComfyDenoiser(model, for_gradients=True)
-    with host.gradients():
-        denoiser.load_for_gradients()
     s = args.size
     device = denoiser.device
     latent = torch.nn.functional.interpolate(torch.randn(1, 4, 4, 4), size=(s // 8, s // 8), mode="bilinear").to(device)
     spec = DragSpec(s, s, ((s * 0.3, s * 0.5),), ((s * 0.6, s * 0.5),))
     cond = torch.zeros(1, 77, 768, device=device)
     where = torch.cuda.get_device_name() if gpu else f"{torch.get_num_threads()} CPU threads"
-    print(f"{args.model} SD 1.5-shaped checkpoint ({denoiser.dtype}), {s}×{s} image ({s // 8}×{s // 8} latent), {where}")
+    title = f"{args.model} SD 1.5-shaped checkpoint ({denoiser.dtype}), {s}×{s} image ({s // 8}×{s // 8} latent), {where}"
+    print(title)
     memory = "peak GiB" if gpu else "peak RSS GiB"
-    print(f"{'method':<14}{'stage':<11}{'seconds':>9}{'fwd calls':>11}{'fwd rows':>10}{'backward':>10}{memory:>14}")
+    print(f"{'method':<14}{'stage':<11}{'seconds':>9}{'fwd calls':>11}{'fwd rows':>10}{'bwd rows':>10}{'work F':>8}{memory:>14}")
+    micro = args.lora_micro_batch if args.lora_micro_batch >= 0 else micro_batch_size_for(device)
+    edits = []
     for name in args.methods:
-        rows, result = run_method(name, denoiser, latent, spec, cond, args)
-        for stage, seconds, calls, batch_rows, backward, peak in rows:
-            print(f"{name:<14}{stage:<11}{seconds:>9.2f}{calls:>11}{batch_rows:>10}{backward:>10}{peak:>14.2f}")
-        stop = f"stop: {result.stop_reason}, {len(result.losses)} gradient steps" if result else "stopped after LoRA"
-        print(f"{name:<14}{'total':<11}{sum(r[1] for r in rows):>9.2f}   {stop}")
+        with host.gradients():
+            edit = run_edit(name, denoiser, latent, spec, cond, lora_steps=args.lora_steps or None,
+                            lora_micro_batch=micro, stop_after=args.stop_after, easydrag_plain=args.easydrag_plain)
+        edits.append(edit)
+        for stage in edit.stages:
+            p = stage.passes
+            print(f"{name:<14}{stage.name:<11}{stage.seconds:>9.2f}{p.forward_calls:>11}{p.forward_rows:>10}"
+                  f"{p.backward_rows:>10}{p.work:>8}{stage.peak_gib:>14.2f}")
+        print(f"{name:<14}{'total':<11}{sum(st.seconds for st in edit.stages):>9.2f}   {summary(edit)}")
+    print("\nOfficial code (reference/anchors.md; F per edit for the same gradient steps) and published figures:")
+    for edit in edits:
+        official = OFFICIAL[edit.method]
+        print(f"  {edit.method:<14}{official.published}" + (f"; {official.note}" if official.note else ""))
+    if args.json:
+        record = {"title": title, "model": args.model, "size": s, "device": where, "dtype": str(denoiser.dtype),
+                  "edits": [as_json(edit) for edit in edits]}
+        args.json.write_text(json.dumps(record, indent=1))
+        print(f"wrote {args.json}")
     return 0
+
+
+def load_model(kind: str, checkpoint: Path | None = None):
+    """ComfyUI's MODEL of `checkpoint`, or of a generated random-weight one: `tiny`, `structure` or
+    `sd15` (SD 1.5's full UNet in fp16, on the GPU); ComfyUI is imported here, on the CPU unless
+    `sd15` or a checkpoint of yours with a GPU present."""
+    import_comfy(cpu=kind != "sd15" and not (checkpoint and torch.cuda.is_available()))
+    import comfy.sd
+
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as folder:
+        path = checkpoint or write_generated(kind, Path(folder) / "sd15_shaped.safetensors")
+        with torch.inference_mode():
+            model, *_ = comfy.sd.load_checkpoint_guess_config(str(path), output_vae=False, output_clip=False)
+    return model
+
+
+def write_generated(kind: str, path: Path) -> Path:
+    if kind == "sd15":
+        return write_tiny_checkpoint(path, seed=3, unet=SD15_UNET, dtype=torch.float16)
+    return write_structure_checkpoint(path) if kind == "structure" else write_tiny_checkpoint(path)
+
+
+def gradient_denoiser(model):
+    from dragkit.nodes import host
+
+    denoiser = host.ComfyDenoiser(model, for_gradients=True)
+    with host.gradients():
+        denoiser.load_for_gradients()
+    return denoiser
+
+
+def summary(edit: Edit) -> str:
+    if edit.gradient_steps is None:
+        return "stopped after LoRA"
+    official = OFFICIAL[edit.method]
+    return (f"stop: {edit.stop_reason}, {edit.gradient_steps} gradient steps; work without LoRA {edit.work()} F, "
+            f"official code {official.work(edit.gradient_steps)} F")
+
+
+def as_json(edit: Edit) -> dict:
+    official = OFFICIAL[edit.method]
+    stages = [dict(name=st.name, seconds=st.seconds, peak_gib=st.peak_gib, work=st.passes.work, **asdict(st.passes))
+              for st in edit.stages]
+    ours = None if edit.gradient_steps is None else edit.work()
+    theirs = None if edit.gradient_steps is None else official.work(edit.gradient_steps)
+    return {"method": edit.method, "stop_reason": edit.stop_reason, "gradient_steps": edit.gradient_steps,
+            "stages": stages, "work_without_lora": ours, "official_work_without_lora": theirs,
+            "official": asdict(official)}
 
 
 if __name__ == "__main__":

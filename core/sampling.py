@@ -10,7 +10,9 @@ import torch.nn.functional as F
 
 from .attention import MutualSelfAttention
 from .denoiser import AttentionHook, Denoiser
+from .drag import DragSpec
 from .inversion import Inversion, StepCallback
+from .motion import FeatureGrid
 from .schedule import DDIMSchedule
 
 
@@ -96,6 +98,16 @@ class CorrespondenceLoss:
         self.source, self.handles, self.targets = source, tuple(handles), tuple(targets)
         self.mode, self.radius, self.temperature, self.learning_rate = mode, radius, temperature, learning_rate
         self.losses: list[float] = []
+
+    @classmethod
+    def for_drag(cls, source: torch.Tensor, spec: DragSpec, **options) -> CorrespondenceLoss:
+        """The loss for a drag's pairs on `source`'s latent cells, in the code's geometry: points at
+        half the image size, then // 4 to the latent."""
+        height, width = source.shape[-2:]
+        grid = FeatureGrid.scaled(spec.width, spec.height, 0.5)
+        handles, targets = ([(min(int(r) // 4, height - 1), min(int(c) // 4, width - 1)) for r, c in grid.to_grid(points).tolist()]
+                            for points in (spec.handles, spec.targets))
+        return cls(source, handles, targets, **options)
 
     def patches(self, edited: torch.Tensor, handle: LatentPoint, target: LatentPoint) -> tuple[torch.Tensor, torch.Tensor]:
         """[tokens, channels] of z_src around the handle and of `edited` around the target."""

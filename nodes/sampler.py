@@ -5,7 +5,6 @@ from __future__ import annotations
 from comfy_api.v0_0_2 import io
 
 from ..core.attention import MutualSelfAttention
-from ..core.motion import FeatureGrid
 from ..core.sampling import CORRESPONDENCE_MODES, CorrespondenceLoss, mutual_attention_sample, reference_guided_sample
 from . import host
 from .checks import CheckedNode, InputError, checked, require_finite
@@ -117,14 +116,9 @@ class DragKitCLossSampler(CheckedNode):
                 conditioning=None) -> io.NodeOutput:
         correspondence = None
         if closs != "off":
-            inversion, spec = edit.inversion.inversion, edit.spec
-            height, width = inversion.latent.shape[-2:]
-            # the code's geometry: points at half the image size, then // 4 to the latent
-            grid = FeatureGrid.scaled(spec.width, spec.height, 0.5)
-            cells = [[(min(int(r) // 4, height - 1), min(int(c) // 4, width - 1)) for r, c in grid.to_grid(points).tolist()]
-                     for points in (spec.handles, spec.targets)]
-            correspondence = CorrespondenceLoss(inversion.latent, *cells, mode=closs, radius=patch_radius,
-                                                temperature=temperature, learning_rate=learning_rate)
+            inversion = edit.inversion.inversion
+            correspondence = CorrespondenceLoss.for_drag(inversion.latent, edit.spec, mode=closs, radius=patch_radius,
+                                                         temperature=temperature, learning_rate=learning_rate)
         with host.gradients():  # each correction takes a gradient of the loss (never through the UNet)
             output = sample_with_mutual_attention(model, edit, start_layer, end_layer, start_step, conditioning,
                                                   correspondence)

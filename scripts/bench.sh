@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
-# Per-stage timings and UNet pass counts of each method (benchmarks/methods.py); args go to it.
+# Benchmarks (args after the first go to the script):
+#   bash scripts/bench.sh [args]             per-stage time, UNet work and memory of each method (benchmarks/methods.py)
+#   bash scripts/bench.sh redrag [args]      a workflow queued, its targets moved, queued again (benchmarks/redrag.py)
+#   bash scripts/bench.sh lora-steps [args]  LoRA steps against reconstruction error (benchmarks/lora_steps.py)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$here/scripts/env.sh"
-exec "$DRAGKIT_PYTHON" -P "$here/benchmarks/methods.py" "$@"
+case "${1:-}" in
+  redrag) shift; use_current_comfyui; exec "$DRAGKIT_PYTHON" -P "$here/benchmarks/redrag.py" "$@" ;;
+  lora-steps) shift; exec "$DRAGKIT_PYTHON" -P "$here/benchmarks/lora_steps.py" "$@" ;;
+  *) exec "$DRAGKIT_PYTHON" -P "$here/benchmarks/methods.py" "$@" ;;
+esac

@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests" / "host"), str(ROOT / "tests")]
 
+from comfy_server import Run  # noqa: E402
 from workflow import fit_to_structure_checkpoint, nodes_of_type, workflow_to_prompt  # noqa: E402
 
 STRUCTURE_CHECKPOINT = "dragkit_structure_sd15.safetensors"
@@ -40,6 +41,7 @@ class ExampleResult:
     after: Image.Image
     handles: list[dict]  # per pair: start, final, target (image pixels of `before`)
     seconds: float
+    run: Run  # what ComfyUI ran and cached, with each node's times
 
     def nearer(self) -> list[bool]:
         return [math.dist(h["final"], h["target"]) < math.dist(h["start"], h["target"]) for h in self.handles]
@@ -104,7 +106,7 @@ def run_example(client, base: Path, workflow: Path, checkpoint: str, fitted: boo
     handles = [h for output in run.outputs.values() for h in output.get("dragkit_handles", [])]
     if not handles:
         raise ExampleFailed(f"{workflow.name}: no drag node reported its handles")
-    return ExampleResult(before, after, handles, time.monotonic() - started)
+    return ExampleResult(before, after, handles, time.monotonic() - started, run)
 
 
 def before_points_after(result: ExampleResult, height: int = 256) -> Image.Image:

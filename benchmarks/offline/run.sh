@@ -3,7 +3,7 @@
 # benchmarks/offline/pack.sh put into .offline/: unpacks it under /tmp, then runs
 #   benchmarks/gpu_check.py          GoodDrag and EasyDrag end to end in a ComfyUI server on the GPU
 #                                    (Dynamic VRAM on), SD 1.5's full UNet in fp16 at 512²;
-#   benchmarks/methods.py --model sd15   every method's stages in-process: time, UNet passes, peak memory.
+#   benchmarks/methods.py --model sd15   every method's stages in-process: time, UNet work, peak memory (+ JSON).
 # Logs go to the folder given as $1 (default .offline/results).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -18,5 +18,9 @@ status=0
 bash "$here/benchmarks/gpu_check.sh" --front-end-root "$here/.offline/frontend" --base "$root/base" 2>&1 \
   | tee "$results/gpu_check.log" || status=1
 cp "$root/base/server.log" "$results/server.log" 2>/dev/null || true
-"$DRAGKIT_PYTHON" -P "$here/benchmarks/methods.py" --model sd15 --size 512 2>&1 | tee "$results/methods_sd15.log" || status=1
+# AdaptiveDrag's super-pixels need scikit-image (with scipy), which the 64 MiB pack leaves out
+methods=(DragDiffusion GoodDrag EasyDrag DragNeXt)
+"$DRAGKIT_PYTHON" -c "import skimage" 2>/dev/null && methods+=(AdaptiveDrag) || echo "no scikit-image: AdaptiveDrag skipped"
+"$DRAGKIT_PYTHON" -P "$here/benchmarks/methods.py" --model sd15 --size 512 --methods "${methods[@]}" \
+  --json "$results/methods_sd15.json" 2>&1 | tee "$results/methods_sd15.log" || status=1
 exit $status

@@ -5,9 +5,9 @@ joined at the latter's size and upsampled to the image (1920 channels on SD 1.5)
 one UNet pass in which the edited latent's decoder self-attention reads the unedited latent's
 keys and values (the code's reference branch: the code passes [z_t⁰, z] as a batch; here the
 unedited row's keys and values, which never change, are recorded once and the edited row runs
-alone, see `reuse_reference_pass`), stopped after the last feature stage since ε is not used; the binary tracking rule (a handle jumps to
-its next point p** only when p** looks more like the ORIGINAL handle feature than the handle
-does); stop once every handle sits on its target; the stable motion loss Σ w_i / (1 + S_i), with
+alone, see `reuse_reference_pass`), stopped after the last feature stage since ε is not used;
+the binary tracking rule (a handle jumps to its next point p** only when p** looks more like the
+ORIGINAL handle feature than the handle does); stop once every handle sits on its target; the stable motion loss Σ w_i / (1 + S_i), with
 S_i the cosine similarity of F(p**_i) and F⁰(p⁰_i) mapped to [0, 1]; the background term on the
 cosine similarity of F and F⁰ outside the editable mask, which is the user's, or (none painted)
 built from the point loss's gradient whenever a handle moves; one Adam step.

@@ -120,6 +120,14 @@ class Run:
     outputs: dict = field(default_factory=dict)
     progress: list[tuple[str, int, int]] = field(default_factory=list)
     started: dict[str, float] = field(default_factory=dict)  # node → time.monotonic() when it began
+    first_progress: dict[str, float] = field(default_factory=dict)  # node → time of its first progress message
+    finished: float | None = None  # time.monotonic() at the final message
+
+    def node_seconds(self) -> dict[str, float]:
+        """Each executed node's wall time: from its start to the next node's, the last to the end."""
+        ordered = sorted(self.started.items(), key=lambda item: item[1])
+        ends = [t for _, t in ordered[1:]] + [self.finished if self.finished is not None else ordered[-1][1]]
+        return {node: end - start for (node, start), end in zip(ordered, ends)}
 
     def describe(self) -> str:
         """The error as ComfyUI reported it, for assertion messages."""
@@ -198,6 +206,7 @@ class ComfyClient:
             run.cached.extend(data.get("nodes", []))
         elif kind == "progress":
             run.progress.append((data.get("node"), data.get("value"), data.get("max")))
+            run.first_progress.setdefault(data.get("node"), time.monotonic())
             if on_progress is not None:
                 on_progress(self, data)
         elif kind == "execution_success":
@@ -206,3 +215,5 @@ class ComfyClient:
             run.status, run.error = "error", data
         elif kind == "execution_interrupted":
             run.status = "interrupted"
+        if run.status != "pending":
+            run.finished = time.monotonic()
