@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dragkit.core.attention import MutualSelfAttention
+from dragkit.core.attention import MutualSelfAttention, RecordedReference
 from dragkit.core.drag import DragSpec
 from dragkit.core.inversion import invert
 from dragkit.core.lora import LoraSettings, train_lora
@@ -26,6 +26,7 @@ from dragkit.core.schedule import ddim_schedule
 
 METHODS = ("DragDiffusion", "GoodDrag", "EasyDrag", "DragNeXt", "AdaptiveDrag")
 STAGES = ("LoRA", "inversion", "drag", "sampling")
+REDRAG_SAMPLING = "re-sample"  # the sampling of a re-drag, which is not part of one edit's work
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,9 @@ class Edit:
     stop_reason: str | None
 
     def work(self, without_lora: bool = True) -> int:
-        return sum(s.passes.work for s in self.stages if not (without_lora and s.name == "LoRA"))
+        """F of one edit (LoRA excluded unless asked for)."""
+        counted = STAGES[1:] if without_lora else STAGES
+        return sum(s.passes.work for s in self.stages if s.name in counted)
 
 
 def settings_for(name: str, up_block_count: int, easydrag_plain: bool = False):
@@ -126,12 +129,17 @@ def run_edit(name: str, denoiser, latent: torch.Tensor, spec: DragSpec, cond: to
                 "AdaptiveDrag": lambda *a: adaptivedrag.optimise(*a, superpixels=superpixels_for(spec))}[name]
     result = timed("drag", lambda: optimise(counting, inversion, spec, cond, settings))
     if name == "EasyDrag":
-        policy = MutualSelfAttention(schedule.timesteps, layers=None, places=("up",))
-        timed("sampling", lambda: reference_guided_sample(counting, result.latent, inversion, cond, result.index, policy))
+        recorded = RecordedReference(MutualSelfAttention(schedule.timesteps, layers=None, places=("up",)))
+        sampling = lambda: reference_guided_sample(counting, result.latent, inversion, cond, result.index,  # noqa: E731
+                                                   recorded.policy, recorded=recorded)
     else:
-        policy = MutualSelfAttention(schedule.timesteps, first_step=result.index, layers=decoder_layers(denoiser))
+        recorded = RecordedReference(MutualSelfAttention(schedule.timesteps, first_step=result.index,
+                                                         layers=decoder_layers(denoiser)))
         correspondence = CorrespondenceLoss.for_drag(inversion.latent, spec) if name == "AdaptiveDrag" else None
-        timed("sampling", lambda: mutual_attention_sample(counting, result.reference_latent, result.latent, cond,
-                                                          schedule, result.index, policy, correspondence=correspondence))
+        sampling = lambda: mutual_attention_sample(counting, result.reference_latent, result.latent, cond,  # noqa: E731
+                                                   schedule, result.index, recorded.policy,
+                                                   correspondence=correspondence, recorded=recorded)
+    timed("sampling", sampling)  # as the sampler nodes: the reference branch recorded, then the edit
+    timed(REDRAG_SAMPLING, sampling)  # a re-drag's sampling reads that recording
     return Edit(name, tuple(stages), len(result.losses), result.stop_reason)
 

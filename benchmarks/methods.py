@@ -6,7 +6,9 @@ allocated, or the process's peak RSS on the CPU). Per method, our work per edit 
 code's for the same number of gradient steps, and the authors' published times (anchors.py).
 `--model tiny` (default): one decoder stage, on the CPU. `--model structure`: the demo's checkpoint
 (SD 1.5's layout at CPU size), on the CPU. `--model sd15`: SD 1.5's full UNet in fp16, on a GPU
-(`--size 512`). `--json FILE` writes every figure. Run: `bash scripts/bench.sh`.
+(`--size 512`). `--json FILE` writes every figure. The row `re-sample` is a re-drag's sampling, which
+reads the reference branch the first sampling recorded (not counted in the edit's total). Run:
+`bash scripts/bench.sh`.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from models import SD15_UNET, write_structure_checkpoint, write_tiny_checkpoint 
 
 register_pack()
 from anchors import OFFICIAL  # noqa: E402
-from edit_stages import METHODS, Edit, run_edit  # noqa: E402
+from edit_stages import METHODS, STAGES, Edit, run_edit  # noqa: E402
 
 
 def main() -> int:
@@ -79,7 +81,8 @@ def main() -> int:
             p = stage.passes
             print(f"{name:<14}{stage.name:<11}{stage.seconds:>9.2f}{p.forward_calls:>11}{p.forward_rows:>10}"
                   f"{p.backward_rows:>10}{p.work:>8}{stage.peak_gib:>14.2f}")
-        print(f"{name:<14}{'total':<11}{sum(st.seconds for st in edit.stages):>9.2f}   {summary(edit)}")
+        seconds = sum(st.seconds for st in edit.stages if st.name in STAGES)
+        print(f"{name:<14}{'total':<11}{seconds:>9.2f}   {summary(edit)}")
     print("\nOfficial code (reference/anchors.md; F per edit for the same gradient steps) and published figures:")
     for edit in edits:
         official = OFFICIAL[edit.method]

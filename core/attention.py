@@ -11,7 +11,7 @@ unchanged; the edited row reads the reference's content wherever its queries mat
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -78,35 +78,61 @@ class MutualSelfAttention:
         except KeyError:
             raise ValueError(f"timestep {t} is not in this policy's schedule {tuple(self._step_of_timestep)}") from None
 
-    def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, call: AttentionCall) -> torch.Tensor | None:
-        step = self.step_of(call.t)
+    def chooses(self, call: AttentionCall) -> bool:
+        """Whether this self-attention shares the reference's keys and values."""
         chosen = call.place in self.places and (self.layers is None or call.layer in self.layers)
-        if not chosen or step < self.first_step:
+        return chosen and self.step_of(call.t) >= self.first_step
+
+    def selection(self) -> tuple:
+        """What the policy chooses, comparable between policies."""
+        layers = None if self.layers is None else tuple(sorted(self.layers))
+        return layers, tuple(sorted(self.places)), self.first_step, tuple(self._step_of_timestep)
+
+    def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, call: AttentionCall) -> torch.Tensor | None:
+        if not self.chooses(call):
             return None
-        self.edited[step, call.layer] += 1
+        self.edited[self.step_of(call.t), call.layer] += 1
         return reference_attention(q, k, v, call.heads)
 
 
 class RecordedReference:
-    """Mutual self-attention for a reference row that never changes (EasyDrag's optimisation: the
-    unedited latent at one timestep). The reference's keys and values are recorded once, in a pass
-    of the reference row alone that gives it its ordinary self-attention, exactly as the pair
-    attention does, then every pass of the edited row alone reads them. Each step runs the UNet on
-    one row instead of two, with the same result up to the batch's rounding."""
+    """Mutual self-attention with the reference row passed on its own: a reference that does not
+    depend on the edit (EasyDrag's unedited latent at its one timestep; the reference branch of
+    mutual-attention sampling, the same for every re-drag of one inversion) goes through the UNet
+    once while this records its keys and values where `policy` shares them, keyed by (timestep,
+    layer), and gives it the ordinary self-attention the pair attention gives it. Afterwards every
+    pass of the edited row alone reads them: half the UNet rows of [reference, edited], with the
+    same result up to the batch's rounding. `store` is where the recording is kept (e.g. the CPU,
+    to hold no GPU memory between runs)."""
 
-    def __init__(self, places: Iterable[str] = ("up",)) -> None:
-        self.places = frozenset(places)
-        self.recorded: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    def __init__(self, policy: MutualSelfAttention, store: torch.device | str | None = None) -> None:
+        self.policy = policy
+        self.store = store
+        self.recorded: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
         self.recording = True
+        self._timesteps: set[int] = set()  # recorded one timestep at a time (record_once)
+
+    def record_once(self, t: int, reference_pass: Callable[[], object]) -> None:
+        """Run `reference_pass`, a UNet pass of the reference at timestep t, recording; once per t."""
+        if int(t) in self._timesteps:
+            return
+        self.recording = True
+        try:
+            reference_pass()
+        finally:
+            self.recording = False
+        self._timesteps.add(int(t))
 
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, call: AttentionCall) -> torch.Tensor | None:
-        if call.place not in self.places:
+        if not self.policy.chooses(call):
             return None
+        key = (int(call.t), call.layer)
         if self.recording:
-            self.recorded[call.layer] = (k.detach(), v.detach())
+            self.recorded[key] = (k.detach().to(self.store), v.detach().to(self.store))
             return attend(q, k, v, call.heads)
         try:
-            k, v = self.recorded[call.layer]
+            k, v = (x.to(q.device, q.dtype) for x in self.recorded[key])
         except KeyError:
-            raise RuntimeError(f"self-attention layer {call.layer} was not recorded in the reference pass") from None
+            raise RuntimeError(f"self-attention layer {call.layer} at t = {call.t} was not recorded in the reference pass") from None
+        self.policy.edited[self.policy.step_of(call.t), call.layer] += 1
         return attend(q, k, v, call.heads)

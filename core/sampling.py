@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from .attention import MutualSelfAttention
+from .attention import MutualSelfAttention, RecordedReference
 from .denoiser import AttentionHook, Denoiser
 from .drag import DragSpec
 from .inversion import Inversion, StepCallback
@@ -55,25 +55,37 @@ def mutual_attention_sample(
     policy: MutualSelfAttention,
     on_step: StepCallback | None = None,
     correspondence: CorrespondenceLoss | None = None,
+    recorded: RecordedReference | None = None,
 ) -> torch.Tensor:
     """The edited latent [1, 4, h, w] at level timesteps[start_index], denoised to x_0 beside its reference.
 
     With `correspondence`, every step's edited row then takes one step of that loss (AdaptiveDrag).
 
     The reference is the inverted, unedited latent, denoised again with the same model rather than
-    read from the stored trajectory (dragdiffusion.md §3.8). Both go through the UNet as the batch
-    [reference, edited] so that `policy` can give the edited row the reference row's keys and values
-    (a `GuidedDenoiser` doubles it into the [uncond pair, cond pair] the policy also handles).
+    read from the stored trajectory (dragdiffusion.md §3.8). Without `recorded` both go through the
+    UNet as the batch [reference, edited] so that `policy` can give the edited row the reference
+    row's keys and values (a `GuidedDenoiser` doubles it into the [uncond pair, cond pair] the policy
+    also handles). With `recorded` (a RecordedReference on the same policy) the reference is denoised
+    alone while it records, unless an earlier call with the same inputs did (a re-drag), then the
+    edited row alone reads the recording: the same result, one row per step.
     """
     if reference_latent.shape != edited_latent.shape or reference_latent.shape[0] != 1:
         raise ValueError(
             "reference and edited latents must both be one latent of the same shape, got "
             f"{tuple(reference_latent.shape)} and {tuple(edited_latent.shape)}"
         )
-    batch = torch.cat([reference_latent, edited_latent])
     after_step = None if correspondence is None else correspondence.correct
-    denoised = sample(denoiser, batch, cond, schedule, start_index, on_step, hook=policy, after_step=after_step)
-    return denoised[1:]
+    if recorded is None:
+        batch = torch.cat([reference_latent, edited_latent])
+        return sample(denoiser, batch, cond, schedule, start_index, on_step, hook=policy, after_step=after_step)[1:]
+    report = on_step
+    if recorded.recording:  # progress over both passes
+        steps = len(schedule.timesteps) - start_index
+        first = None if on_step is None else (lambda done, _: on_step(done, 2 * steps))
+        sample(denoiser, reference_latent, cond, schedule, start_index, first, hook=recorded)
+        recorded.recording = False
+        report = None if on_step is None else (lambda done, _: on_step(steps + done, 2 * steps))
+    return sample(denoiser, edited_latent, cond, schedule, start_index, report, hook=recorded, after_step=after_step)
 
 
 CORRESPONDENCE_MODES = ("sce", "mse")
@@ -132,13 +144,14 @@ class CorrespondenceLoss:
         return total
 
     def correct(self, batch: torch.Tensor) -> torch.Tensor:
-        """[reference, edited] after a step → the same with the edited row moved down the loss."""
-        edited = batch[1:].detach().clone().float().requires_grad_(True)
+        """[reference, edited] (or [edited] alone) after a step → the same with the edited row moved
+        down the loss."""
+        edited = batch[-1:].detach().clone().float().requires_grad_(True)
         loss = self.loss(edited)
         (gradient,) = torch.autograd.grad(loss, edited)
         self.losses.append(float(loss.detach()))
         stepped = edited.detach() - self.learning_rate * gradient / (gradient.abs() + 1e-8)
-        return torch.cat([batch[:1], stepped.to(batch.dtype)])
+        return torch.cat([batch[:-1], stepped.to(batch.dtype)])
 
 
 def reference_guided_sample(
@@ -152,6 +165,7 @@ def reference_guided_sample(
     reference_from: int = 20,
     timestep_consistent: bool = False,
     on_step: StepCallback | None = None,
+    recorded: RecordedReference | None = None,
 ) -> torch.Tensor:
     """EasyDrag's sampling (easydrag.md §4.9): DDIM of the edited latent [1, 4, h, w] from level
     schedule.timesteps[start_index]; in the last `reference_from` steps (ascending index i below it)
@@ -160,7 +174,10 @@ def reference_guided_sample(
     or L[i+1] (the same level). w = 1 is plain mutual self-attention on stored latents.
 
     One plain pass per step, plus one pair pass on guided steps (the code's second, identical
-    plain pass when the negative prompt equals the prompt is not made)."""
+    plain pass when the negative prompt equals the prompt is not made). With `recorded` (a
+    RecordedReference on `policy`) a guided step passes the stored latent alone to record its keys
+    and values, unless an earlier call did (a re-drag of the same inversion), then the edited latent
+    alone reads them."""
     schedule = inversion.schedule
     timesteps = schedule.timesteps[start_index:]
     x = edited_latent
@@ -170,10 +187,20 @@ def reference_guided_sample(
             i = len(schedule.timesteps) - start_index - done  # ascending DDIM index of level t
             if i < reference_from:
                 reference = inversion.trajectory[i + 1 if timestep_consistent else i]
-                with denoiser.attention_hook(policy):
-                    guided = denoiser.predict(torch.cat([reference, x]), t, cond).eps[1:]
+                guided = _reference_guided_eps(denoiser, reference, x, t, cond, recorded or policy)
                 eps = eps + weight * (guided - eps)
             x = schedule.step(x, eps, t)
             if on_step is not None:
                 on_step(done, len(timesteps))
     return x
+
+
+def _reference_guided_eps(denoiser: Denoiser, reference: torch.Tensor, x: torch.Tensor, t: int, cond: torch.Tensor,
+                          sharing: MutualSelfAttention | RecordedReference) -> torch.Tensor:
+    """ε of the edited row x whose shared self-attention reads the reference's keys and values."""
+    if isinstance(sharing, MutualSelfAttention):
+        with denoiser.attention_hook(sharing):
+            return denoiser.predict(torch.cat([reference, x]), t, cond).eps[1:]
+    with denoiser.attention_hook(sharing):
+        sharing.record_once(t, lambda: denoiser.predict(reference, t, cond))
+        return denoiser.predict(x, t, cond).eps

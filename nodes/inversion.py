@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from comfy_api.v0_0_2 import io, ui
@@ -30,6 +30,8 @@ class DragKitInversion:
     conditioning: list  # the CONDITIONING used (ComfyUI's format)
     guidance: float
     model: object  # the MODEL it was made with: drags and samplers must use the same one
+    # The mutual-attention sampler's reference branch, recorded for re-drags (nodes/sampler.py).
+    recorded_reference: dict = field(default_factory=dict, repr=False)
 
 
 class DragKitDDIMInvert(CheckedNode):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import torch
 from comfy_api.v0_0_2 import io
 
-from ..core.attention import MutualSelfAttention
+from ..core.attention import MutualSelfAttention, RecordedReference
 from ..core.sampling import CORRESPONDENCE_MODES, CorrespondenceLoss, mutual_attention_sample, reference_guided_sample
 from . import host
 from .checks import CheckedNode, InputError, checked, require_finite
@@ -20,10 +21,11 @@ class DragKitMutualAttentionSampler(CheckedNode):
             display_name="DragKit Mutual-Attention Sampler",
             category="DragKit",
             description=(
-                "Denoises [reference, edited] together with DDIM; in the chosen self-attention layers the "
-                "edited branch reads the reference's keys and values, which keeps the identity of the "
-                "picture. Layers count self-attentions in execution order (SD 1.5: 0–5 encoder, 6 middle, "
-                "7–15 decoder; 10–15 are up_blocks[2] and [3])."
+                "Denoises the edited latent beside its reference with DDIM; in the chosen self-attention layers "
+                "the edited branch reads the reference's keys and values, which keeps the identity of the "
+                "picture. The reference branch is denoised once and recorded; a re-drag of the same inversion "
+                "denoises only the edited latent. Layers count self-attentions in execution order (SD 1.5: 0–5 "
+                "encoder, 6 middle, 7–15 decoder; 10–15 are up_blocks[2] and [3])."
             ),
             inputs=[*mutual_attention_inputs(), inversion_conditioning_input()],
             outputs=[io.Latent.Output(display_name="latent", tooltip="The edited latent, for VAEDecode.")],
@@ -52,9 +54,28 @@ def sample_with_mutual_attention(model, edit, start_layer, end_layer, start_step
     schedule, result = edit.inversion.inversion.schedule, edit.result
     policy = MutualSelfAttention(schedule.timesteps, first_step=result.index + start_step,
                                  layers=range(start_layer, end_layer + 1))
+    recorded = recorded_reference(edit, policy, cond, denoiser.device)
     return run_sampling(denoiser, edit, lambda on_step: mutual_attention_sample(
-        denoiser, result.reference_latent, result.latent, cond, schedule, result.index, policy, on_step=on_step,
-        correspondence=correspondence))
+        denoiser, result.reference_latent, result.latent, cond, schedule, result.index, recorded.policy,
+        on_step=on_step, correspondence=correspondence, recorded=recorded))
+
+
+def recorded_reference(edit, policy: MutualSelfAttention, cond: torch.Tensor, device: torch.device,
+                       reference: tuple = ("denoised",)) -> RecordedReference:
+    """The reference branch's keys and values for this sampling: those an earlier run recorded from
+    the same inversion, prompt, reference latent, start and layers (a re-drag: only the edited latent
+    then goes through the UNet), else a new recorder. `reference` names the kind of branch (the
+    unedited latent denoised again, or the stored inversion latents). The latest recording is kept on
+    the inversion (on the CPU when the model runs elsewhere, so no GPU memory is held between runs)."""
+    result, slot = edit.result, edit.inversion.recorded_reference
+    key = (reference, result.index, policy.selection())
+    kept = slot.get("latest")
+    if (kept is not None and kept["key"] == key and torch.equal(kept["cond"], cond)
+            and torch.equal(kept["reference_latent"], result.reference_latent)):
+        return kept["recorded"]
+    recorded = RecordedReference(policy, store=None if device.type == "cpu" else "cpu")
+    slot["latest"] = {"key": key, "cond": cond, "reference_latent": result.reference_latent, "recorded": recorded}
+    return recorded
 
 
 def mutual_attention_inputs() -> list:
@@ -191,6 +212,8 @@ class DragKitReferenceGuidedSampler(CheckedNode):
         denoiser, cond = prepare_sampling(model, edit, conditioning)
         inversion, result = edit.inversion.inversion, edit.result
         policy = MutualSelfAttention(inversion.schedule.timesteps, layers=None, places=("up",))  # the whole decoder
+        consistent = REFERENCE_LATENTS[reference_latent]
+        recorded = recorded_reference(edit, policy, cond, denoiser.device, reference=("stored", consistent))
         return run_sampling(denoiser, edit, lambda on_step: reference_guided_sample(
-            denoiser, result.latent, inversion, cond, result.index, policy, guidance_weight, ref_start_step,
-            REFERENCE_LATENTS[reference_latent], on_step=on_step))
+            denoiser, result.latent, inversion, cond, result.index, recorded.policy, guidance_weight, ref_start_step,
+            consistent, on_step=on_step, recorded=recorded))

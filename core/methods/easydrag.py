@@ -133,13 +133,13 @@ def _reference_branch(feature_map: FeatureMap, start: torch.Tensor, t: int, sett
         with torch.no_grad():
             original = feature_map(start, t)
         return (lambda z: feature_map(z, t)), original
+    sharing = MutualSelfAttention([t], layers=None, places=("up",))
     if settings.reuse_reference_pass:
-        recorded = RecordedReference(places=("up",))
+        recorded = RecordedReference(sharing)
         with torch.no_grad():
             original = feature_map(start, t, hook=recorded)
         recorded.recording = False
         return (lambda z: feature_map(z, t, hook=recorded)), original
-    sharing = MutualSelfAttention([t], layers=None, places=("up",))
     with torch.no_grad():
         original = feature_map(start, t)
     return (lambda z: feature_map(z, t, start, sharing)), original

@@ -26,10 +26,11 @@ def test_methods_benchmark_counts_each_stage_and_sets_it_beside_the_official_cod
                      "--json", str(table))
     record = json.loads(table.read_text())
     stages = {e["method"]: [s["name"] for s in e["stages"]] for e in record["edits"]}
-    assert stages == {"GoodDrag": ["LoRA", "inversion", "drag", "sampling"], "EasyDrag": ["inversion", "drag", "sampling"]}
+    assert stages == {"GoodDrag": ["LoRA", "inversion", "drag", "sampling", "re-sample"],
+                      "EasyDrag": ["inversion", "drag", "sampling", "re-sample"]}
     for edit in record["edits"]:
         assert 0 < edit["work_without_lora"] <= edit["official_work_without_lora"], edit
-        assert edit["work_without_lora"] == sum(s["work"] for s in edit["stages"] if s["name"] != "LoRA")
+        assert edit["work_without_lora"] == sum(s["work"] for s in edit["stages"] if s["name"] not in ("LoRA", "re-sample"))
         lora = [s for s in edit["stages"] if s["name"] == "LoRA"]
         assert not lora or lora[0]["forward_rows"] == 2 * 4  # two steps at batch 4
     assert "official code" in out and "30.6 s (paper, A100)" in out

@@ -42,6 +42,9 @@ def test_pipeline_produces_an_image_and_requeue_reruns_only_drag_and_sampling(cl
     assert moved.status == "success", moved.describe()
     assert set(moved.executed) == {"editor", "drag", "sampler", "decode", "save"}, moved.executed
     assert {"lora", "invert", "encode", "ckpt"} <= set(moved.cached)
+    # The sampler denoised the reference branch once, recording it; the re-drag reads that recording.
+    first_steps, moved_steps = ({total for node, _, total in run.progress if node == "sampler"} for run in (first, moved))
+    assert len(first_steps) == len(moved_steps) == 1 and first_steps == {2 * moved_steps.pop()}
 
     ksampler_digest(client, 151)
     assert ksampler_digest(client, 51) == before, "the user's MODEL changed"

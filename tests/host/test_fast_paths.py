@@ -6,7 +6,10 @@
   alone, where the code passes both rows at every step: on the structure UNet (SD 1.5's layout) at
   128², 20 steps, the same handle trajectory, the latent within 1e-4 (measured 4e-6: batch-1 vs
   batch-2 rounding), half the forward rows.
-- The same fast path with the UNet in fp16 or bf16, as on a GPU, against the plain float32 path
+- The mutual-attention sampler's recorded reference branch (the re-drag path: the reference
+  denoised once, each edit alone): within 1e-4 of the [reference, edited] batch, half the rows
+  on the second edit.
+- EasyDrag's fast path with the UNet in fp16 or bf16, as on a GPU, against the plain float32 path
   (narrow SD 1.5-structured UNet, 40 steps; CPU fp16 kernels make the structure UNet take minutes):
   the same handle trajectory; the latent within 0.1 (fp16, measured 0.049) or 0.6 (bf16, measured
   0.43, mean 0.043) of it. Adam moves each element by up to lr per step whatever the gradient's size,
@@ -116,3 +119,32 @@ def test_easydrag_fast_path_in_low_precision_follows_the_plain_float32_path(dtyp
     assert fast.latent.dtype == torch.float32 and torch.isfinite(fast.latent).all()
     assert moved(plain_handles) and fast_handles == plain_handles
     assert (fast.latent - plain.latent).abs().max() < tolerance
+
+
+def test_mutual_attention_sampling_from_a_recording_follows_the_pair_batch():
+    """The sampler's re-drag path: the reference branch recorded once, then each edit alone."""
+    denoiser = gradient_denoiser()
+    from dragkit.core.attention import MutualSelfAttention, RecordedReference
+    from dragkit.core.inversion import invert
+    from dragkit.core.passes import CountingDenoiser
+    from dragkit.core.sampling import mutual_attention_sample
+    from dragkit.core.schedule import ddim_schedule
+
+    schedule = ddim_schedule(denoiser.alphas_cumprod, 20)
+    with torch.no_grad():
+        inversion = invert(denoiser, smooth_latent(), STRUCTURE_CONTEXT, schedule, 0.7)
+    reference, index = inversion.latent, inversion.start_index
+    recorded = RecordedReference(MutualSelfAttention(schedule.timesteps, first_step=index))
+    counting = CountingDenoiser(denoiser)
+    for seed in (3, 4):  # the first edit records, the second (a re-drag) reads the recording
+        edited = reference + 0.3 * smooth_latent(seed=seed)
+        pair = mutual_attention_sample(denoiser, reference, edited, STRUCTURE_CONTEXT, schedule, index,
+                                       MutualSelfAttention(schedule.timesteps, first_step=index))
+        counting.passes.forward_rows = 0
+        alone = mutual_attention_sample(counting, reference, edited, STRUCTURE_CONTEXT, schedule, index,
+                                        recorded.policy, recorded=recorded)
+        assert (alone - pair).abs().max() < 1e-4, (seed, (alone - pair).abs().max())
+        assert not torch.allclose(alone, mutual_attention_sample(denoiser, edited, edited, STRUCTURE_CONTEXT, schedule,
+                                                                 index, recorded.policy), atol=1e-3)
+        steps = len(schedule.timesteps) - index
+        assert counting.passes.forward_rows == (2 * steps if seed == 3 else steps)

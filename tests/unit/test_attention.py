@@ -97,7 +97,7 @@ def test_recorded_reference_keys_and_values_give_the_edited_rows_pair_attention(
     q, k, v = projections(batch=2)
     up = AttentionCall(layer=12, place="up", heads=HEADS, t=TIMESTEPS[0])
     pair = MutualSelfAttention(TIMESTEPS, layers=None, places=("up",))(q, k, v, up)
-    recorded = RecordedReference()
+    recorded = RecordedReference(MutualSelfAttention(TIMESTEPS, layers=None, places=("up",)))
 
     reference = recorded(q[:1], k[:1], v[:1], up)  # the reference row alone gets ordinary attention
     recorded.recording = False
@@ -106,7 +106,7 @@ def test_recorded_reference_keys_and_values_give_the_edited_rows_pair_attention(
     torch.testing.assert_close(reference, pair[:1])
     torch.testing.assert_close(edited, pair[1:])
     assert recorded(q[1:], k[1:], v[1:], AttentionCall(layer=3, place="down", heads=HEADS, t=TIMESTEPS[0])) is None
-    with pytest.raises(RuntimeError, match="layer 13 was not recorded"):
+    with pytest.raises(RuntimeError, match="layer 13 at t = 981 was not recorded"):
         recorded(q[1:], k[1:], v[1:], AttentionCall(layer=13, place="up", heads=HEADS, t=TIMESTEPS[0]))
 
 
@@ -119,13 +119,13 @@ def test_inside_the_unet_the_edited_row_alone_after_a_recorded_reference_pass_eq
 
     with denoiser.attention_hook(MutualSelfAttention(TIMESTEPS, layers=None, places=("up",))):
         pair = denoiser.predict(torch.cat([reference, edited]), t, cond, taps).features
-    recorded = RecordedReference()
+    recorded = RecordedReference(MutualSelfAttention(TIMESTEPS, layers=None, places=("up",)))
     with denoiser.attention_hook(recorded):
         denoiser.predict(reference, t, cond, taps, features_only=True)
         recorded.recording = False
         alone = denoiser.predict(edited, t, cond, taps, features_only=True)
 
     assert alone.eps is None  # stopped after up_blocks[2]: up_blocks[3]'s layers were never needed
-    assert sorted(recorded.recorded) == list(range(7, 13))
+    assert sorted(layer for _, layer in recorded.recorded) == list(range(7, 13))
     for tap in taps:
         torch.testing.assert_close(alone.features[tap], pair[tap][1:])

@@ -31,10 +31,14 @@ def test_an_edit_does_no_more_unet_work_than_the_official_code(method):
         edit = run_edit(method, SyntheticDenoiser(), source_latent(), SPEC, torch.zeros(1, 1, 8), lora_steps=0)
     official = OFFICIAL[method]
     stages = {stage.name: stage.passes for stage in edit.stages}
-    assert list(stages) == ["inversion", "drag", "sampling"]
+    assert list(stages) == ["inversion", "drag", "sampling", "re-sample"]
     assert edit.gradient_steps > 0 and stages["drag"].backward_rows >= edit.gradient_steps
     assert stages["inversion"].work <= official.inversion
     assert edit.work() <= official.work(edit.gradient_steps), {k: v.work for k, v in stages.items()}
+    # a re-drag's sampling passes no reference rows: the sampler recorded them in the first run
+    reference_rows = stages["sampling"].forward_rows - stages["re-sample"].forward_rows
+    guided_steps = 20 if method == "EasyDrag" else stages["re-sample"].forward_calls
+    assert reference_rows == guided_steps > 0
 
 
 def test_easydrag_steps_cost_half_the_rows_of_the_codes_batch_of_two():

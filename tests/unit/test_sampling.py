@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dragkit.core.attention import MutualSelfAttention
+from dragkit.core.attention import MutualSelfAttention, RecordedReference
 from dragkit.core.denoiser import GuidedDenoiser
 from dragkit.core.sampling import mutual_attention_sample, reference_guided_sample, sample
 from dragkit.core.schedule import ddim_schedule
@@ -99,6 +99,31 @@ def test_mutual_attention_touches_only_the_chosen_layers_at_the_chosen_steps_onc
     assert policy.edited == {(step, layer): 1 for step in steps for layer in (10, 13, 15)}
 
 
+def test_a_recorded_reference_gives_the_pair_result_and_a_second_edit_passes_the_edited_row_alone(
+    denoiser, schedule, latents, cond
+):
+    reference, edited = latents
+    policy = MutualSelfAttention(schedule.timesteps, first_step=START_INDEX + 3, layers=[10, 13, 15])
+    pair = mutual_attention_sample(denoiser, reference, edited, cond, schedule, START_INDEX, policy)
+    recorded = RecordedReference(MutualSelfAttention(schedule.timesteps, first_step=START_INDEX + 3, layers=[10, 13, 15]))
+    progress = []
+
+    first = mutual_attention_sample(denoiser, reference, edited, cond, schedule, START_INDEX, recorded.policy,
+                                    on_step=lambda *report: progress.append(report), recorded=recorded)
+    steps = len(schedule.timesteps) - START_INDEX
+    assert progress == [(done, 2 * steps) for done in range(1, 2 * steps + 1)]  # the reference pass, then the edit
+    torch.testing.assert_close(first, pair, rtol=1e-12, atol=1e-12)
+    assert len(recorded.recorded) == (steps - 3) * 3  # keys and values where the policy shares, only
+
+    other = edited.flip(-1)  # a re-drag: another edited latent, the same reference
+    denoiser.predicted_timesteps.clear()
+    again = mutual_attention_sample(denoiser, reference, other, cond, schedule, START_INDEX, recorded.policy,
+                                    recorded=recorded)
+    assert len(denoiser.predicted_timesteps) == steps  # the edited row's passes only
+    expected = mutual_attention_sample(denoiser, reference, other, cond, schedule, START_INDEX, policy)
+    torch.testing.assert_close(again, expected, rtol=1e-12, atol=1e-12)
+
+
 def test_mutual_attention_rejects_latents_that_are_not_one_latent_each(denoiser, schedule, latents, cond):
     reference, edited = latents
     with pytest.raises(ValueError, match="must both be one latent of the same shape"):
@@ -180,3 +205,19 @@ def test_guided_steps_are_the_last_ones_and_read_the_chosen_stored_latent(denois
         i = (t - 1) // 20
         torch.testing.assert_close(x[:1], stored.trajectory[i + 1 if consistent else i])
         assert (stored.latent_at(stored.timesteps.index(t)) is stored.trajectory[i + 1])  # L[i+1] is at level t
+
+
+@pytest.mark.parametrize("consistent", [False, True])
+def test_reference_guidance_from_a_recording_gives_the_pair_result_and_a_redrag_skips_the_stored_latents(
+    denoiser, schedule, latents, cond, stored, consistent
+):
+    options = dict(reference_from=20, timestep_consistent=consistent)
+    recorded = RecordedReference(decoder_sharing(schedule))
+    for edited in (latents[1], latents[1].flip(-1)):  # an edit, then a re-drag of the same inversion
+        pair = reference_guided_sample(denoiser, edited, stored, cond, START_INDEX, decoder_sharing(schedule), **options)
+        denoiser.predicted_timesteps.clear()
+        out = reference_guided_sample(denoiser, edited, stored, cond, START_INDEX, recorded.policy, recorded=recorded,
+                                      **options)
+        torch.testing.assert_close(out, pair, rtol=1e-12, atol=1e-12)
+        # 35 plain passes and 20 guided ones; the first run also passes each stored latent once
+        assert len(denoiser.predicted_timesteps) == 35 + 20 + (20 if edited is latents[1] else 0)
