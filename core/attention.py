@@ -11,7 +11,8 @@ unchanged; the edited row reads the reference's content wherever its queries mat
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -96,40 +97,46 @@ class MutualSelfAttention:
 
 
 class RecordedReference:
-    """Mutual self-attention with the reference row passed on its own: a reference that does not
-    depend on the edit (EasyDrag's unedited latent at its one timestep; the reference branch of
-    mutual-attention sampling, the same for every re-drag of one inversion) goes through the UNet
-    once while this records its keys and values where `policy` shares them, keyed by (timestep,
-    layer), and gives it the ordinary self-attention the pair attention gives it. Afterwards every
-    pass of the edited row alone reads them: half the UNet rows of [reference, edited], with the
-    same result up to the batch's rounding. `store` is where the recording is kept (e.g. the CPU,
-    to hold no GPU memory between runs)."""
+    """Mutual self-attention whose reference keys and values are kept for later passes. A reference
+    that does not depend on the edit (EasyDrag's unedited latent at its one timestep; the reference
+    branch of mutual-attention sampling, the same for every re-drag of one inversion) is recorded,
+    where `policy` shares, keyed by (timestep, layer), during a pass made in `recording_pass`: a
+    batch [reference, edited] gets the pair attention, a reference alone its ordinary
+    self-attention. Afterwards each pass of the edited row alone reads the recording: half the UNet
+    rows, the same result up to the batch's rounding. `store` is where the recording is kept (e.g.
+    the CPU, to hold no GPU memory between runs)."""
 
     def __init__(self, policy: MutualSelfAttention, store: torch.device | str | None = None) -> None:
         self.policy = policy
         self.store = store
         self.recorded: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
-        self.recording = True
-        self._timesteps: set[int] = set()  # recorded one timestep at a time (record_once)
+        self.recording = False
+        self._timesteps: set[int] = set()  # those whose recording pass finished
 
-    def record_once(self, t: int, reference_pass: Callable[[], object]) -> None:
-        """Run `reference_pass`, a UNet pass of the reference at timestep t, recording; once per t."""
-        if int(t) in self._timesteps:
-            return
+    def has(self, timesteps: Iterable[int]) -> bool:
+        """Whether passes at all these timesteps were recorded to the end."""
+        return {int(t) for t in timesteps} <= self._timesteps
+
+    @contextmanager
+    def recording_pass(self, timesteps: Iterable[int]) -> Iterator[None]:
+        """Record during the passes made inside; `timesteps` count as recorded only if they finish."""
         self.recording = True
         try:
-            reference_pass()
+            yield
         finally:
             self.recording = False
-        self._timesteps.add(int(t))
+        self._timesteps.update(int(t) for t in timesteps)
 
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, call: AttentionCall) -> torch.Tensor | None:
         if not self.policy.chooses(call):
             return None
         key = (int(call.t), call.layer)
         if self.recording:
-            self.recorded[key] = (k.detach().to(self.store), v.detach().to(self.store))
-            return attend(q, k, v, call.heads)
+            self.recorded[key] = (k[:1].detach().to(self.store), v[:1].detach().to(self.store))
+            if q.shape[0] == 1:
+                return attend(q, k, v, call.heads)
+            self.policy.edited[self.policy.step_of(call.t), call.layer] += 1
+            return reference_attention(q, k, v, call.heads)
         try:
             k, v = (x.to(q.device, q.dtype) for x in self.recorded[key])
         except KeyError:

@@ -62,12 +62,12 @@ def mutual_attention_sample(
     With `correspondence`, every step's edited row then takes one step of that loss (AdaptiveDrag).
 
     The reference is the inverted, unedited latent, denoised again with the same model rather than
-    read from the stored trajectory (dragdiffusion.md §3.8). Without `recorded` both go through the
-    UNet as the batch [reference, edited] so that `policy` can give the edited row the reference
-    row's keys and values (a `GuidedDenoiser` doubles it into the [uncond pair, cond pair] the policy
-    also handles). With `recorded` (a RecordedReference on the same policy) the reference is denoised
-    alone while it records, unless an earlier call with the same inputs did (a re-drag), then the
-    edited row alone reads the recording: the same result, one row per step.
+    read from the stored trajectory (dragdiffusion.md §3.8). Both go through the UNet as the batch
+    [reference, edited] so that `policy` can give the edited row the reference row's keys and values
+    (a `GuidedDenoiser` doubles it into the [uncond pair, cond pair] the policy also handles). With
+    `recorded` (a RecordedReference on the same policy) that pass also records the reference's keys
+    and values; when an earlier call with the same reference did (a re-drag), the edited latent goes
+    through the UNet alone and reads them: the same result, one row per step.
     """
     if reference_latent.shape != edited_latent.shape or reference_latent.shape[0] != 1:
         raise ValueError(
@@ -75,17 +75,13 @@ def mutual_attention_sample(
             f"{tuple(reference_latent.shape)} and {tuple(edited_latent.shape)}"
         )
     after_step = None if correspondence is None else correspondence.correct
+    if recorded is not None and recorded.has(schedule.timesteps[start_index:]):
+        return sample(denoiser, edited_latent, cond, schedule, start_index, on_step, hook=recorded, after_step=after_step)
+    batch = torch.cat([reference_latent, edited_latent])
     if recorded is None:
-        batch = torch.cat([reference_latent, edited_latent])
         return sample(denoiser, batch, cond, schedule, start_index, on_step, hook=policy, after_step=after_step)[1:]
-    report = on_step
-    if recorded.recording:  # progress over both passes
-        steps = len(schedule.timesteps) - start_index
-        first = None if on_step is None else (lambda done, _: on_step(done, 2 * steps))
-        sample(denoiser, reference_latent, cond, schedule, start_index, first, hook=recorded)
-        recorded.recording = False
-        report = None if on_step is None else (lambda done, _: on_step(steps + done, 2 * steps))
-    return sample(denoiser, edited_latent, cond, schedule, start_index, report, hook=recorded, after_step=after_step)
+    with recorded.recording_pass(schedule.timesteps[start_index:]):
+        return sample(denoiser, batch, cond, schedule, start_index, on_step, hook=recorded, after_step=after_step)[1:]
 
 
 CORRESPONDENCE_MODES = ("sce", "mse")
@@ -175,17 +171,17 @@ def reference_guided_sample(
 
     One plain pass per step, plus one pair pass on guided steps (the code's second, identical
     plain pass when the negative prompt equals the prompt is not made). With `recorded` (a
-    RecordedReference on `policy`) a guided step passes the stored latent alone to record its keys
-    and values, unless an earlier call did (a re-drag of the same inversion), then the edited latent
-    alone reads them."""
+    RecordedReference on `policy`) the pair pass also records the stored latent's keys and values;
+    when an earlier call did (a re-drag of the same inversion), the edited latent alone reads them."""
     schedule = inversion.schedule
     timesteps = schedule.timesteps[start_index:]
+    guided_steps = set(guided_timesteps(schedule.timesteps, start_index, reference_from))
     x = edited_latent
     with torch.no_grad():
         for done, t in enumerate(timesteps, start=1):
             eps = denoiser.predict(x, t, cond).eps
-            i = len(schedule.timesteps) - start_index - done  # ascending DDIM index of level t
-            if i < reference_from:
+            if t in guided_steps:
+                i = len(schedule.timesteps) - start_index - done  # ascending DDIM index of level t
                 reference = inversion.trajectory[i + 1 if timestep_consistent else i]
                 guided = _reference_guided_eps(denoiser, reference, x, t, cond, recorded or policy)
                 eps = eps + weight * (guided - eps)
@@ -195,6 +191,11 @@ def reference_guided_sample(
     return x
 
 
+def guided_timesteps(timesteps: Sequence[int], start_index: int, reference_from: int) -> Sequence[int]:
+    """The steps from timesteps[start_index] on whose ascending DDIM index is below `reference_from`."""
+    return timesteps[max(start_index, len(timesteps) - reference_from):]
+
+
 def _reference_guided_eps(denoiser: Denoiser, reference: torch.Tensor, x: torch.Tensor, t: int, cond: torch.Tensor,
                           sharing: MutualSelfAttention | RecordedReference) -> torch.Tensor:
     """ε of the edited row x whose shared self-attention reads the reference's keys and values."""
@@ -202,5 +203,7 @@ def _reference_guided_eps(denoiser: Denoiser, reference: torch.Tensor, x: torch.
         with denoiser.attention_hook(sharing):
             return denoiser.predict(torch.cat([reference, x]), t, cond).eps[1:]
     with denoiser.attention_hook(sharing):
-        sharing.record_once(t, lambda: denoiser.predict(reference, t, cond))
-        return denoiser.predict(x, t, cond).eps
+        if sharing.has([t]):
+            return denoiser.predict(x, t, cond).eps
+        with sharing.recording_pass([t]):
+            return denoiser.predict(torch.cat([reference, x]), t, cond).eps[1:]

@@ -6,7 +6,8 @@ import torch
 from comfy_api.v0_0_2 import io
 
 from ..core.attention import MutualSelfAttention, RecordedReference
-from ..core.sampling import CORRESPONDENCE_MODES, CorrespondenceLoss, mutual_attention_sample, reference_guided_sample
+from ..core.sampling import (CORRESPONDENCE_MODES, CorrespondenceLoss, guided_timesteps, mutual_attention_sample,
+                             reference_guided_sample)
 from . import host
 from .checks import CheckedNode, InputError, checked, require_finite
 from .drag import check_edit_inputs
@@ -57,7 +58,8 @@ def sample_with_mutual_attention(model, edit, start_layer, end_layer, start_step
     recorded = recorded_reference(edit, policy, cond, denoiser.device)
     return run_sampling(denoiser, edit, lambda on_step: mutual_attention_sample(
         denoiser, result.reference_latent, result.latent, cond, schedule, result.index, recorded.policy,
-        on_step=on_step, correspondence=correspondence, recorded=recorded))
+        on_step=on_step, correspondence=correspondence, recorded=recorded),
+        reused=recorded.has(schedule.timesteps[result.index:]))
 
 
 def recorded_reference(edit, policy: MutualSelfAttention, cond: torch.Tensor, device: torch.device,
@@ -147,7 +149,7 @@ class DragKitCLossSampler(CheckedNode):
             return output
         losses = correspondence.losses
         summary = f"CLoss ({closs}) over {len(losses)} steps: {losses[0]:.4f} → {losses[-1]:.4f}"
-        return io.NodeOutput(*output.args, ui={"text": [summary]})
+        return io.NodeOutput(*output.args, ui={"text": [summary, *output.ui["text"]]})
 
 
 def prepare_sampling(model, edit, conditioning):
@@ -160,15 +162,20 @@ def prepare_sampling(model, edit, conditioning):
     return denoiser, cond.to(denoiser.device)
 
 
-def run_sampling(denoiser, edit, sample) -> io.NodeOutput:
+def run_sampling(denoiser, edit, sample, reused: bool) -> io.NodeOutput:
     """`sample(on_step)` from the edit's schedule position to the clean latent, with progress; an edit
-    with no step left (GoodDrag dragged to the end) is returned as it is."""
+    with no step left (GoodDrag dragged to the end) is returned as it is. The node's text says
+    whether the reference branch came from an earlier run's recording (`reused`)."""
     steps = len(edit.inversion.inversion.schedule.timesteps) - edit.result.index
     if steps <= 0:
         return io.NodeOutput({"samples": denoiser.from_model_latent(edit.result.latent)})
     latent = sample(host.Progress(steps).update)
     require_finite(latent, "the sampled latent")
-    return io.NodeOutput({"samples": denoiser.from_model_latent(latent)})
+    text = (REFERENCE_REUSED if reused else "reference branch: denoised beside the edit and recorded for re-drags")
+    return io.NodeOutput({"samples": denoiser.from_model_latent(latent)}, ui={"text": [text]})
+
+
+REFERENCE_REUSED = "reference branch: read from an earlier run's recording (re-drag), only the edit denoised"
 
 
 REFERENCE_LATENTS = {"code: one level cleaner (L[i])": False, "same level (L[i+1])": True}
@@ -216,4 +223,5 @@ class DragKitReferenceGuidedSampler(CheckedNode):
         recorded = recorded_reference(edit, policy, cond, denoiser.device, reference=("stored", consistent))
         return run_sampling(denoiser, edit, lambda on_step: reference_guided_sample(
             denoiser, result.latent, inversion, cond, result.index, recorded.policy, guidance_weight, ref_start_step,
-            consistent, on_step=on_step, recorded=recorded))
+            consistent, on_step=on_step, recorded=recorded),
+            reused=recorded.has(guided_timesteps(inversion.schedule.timesteps, result.index, ref_start_step)))

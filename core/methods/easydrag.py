@@ -136,9 +136,8 @@ def _reference_branch(feature_map: FeatureMap, start: torch.Tensor, t: int, sett
     sharing = MutualSelfAttention([t], layers=None, places=("up",))
     if settings.reuse_reference_pass:
         recorded = RecordedReference(sharing)
-        with torch.no_grad():
+        with torch.no_grad(), recorded.recording_pass([t]):
             original = feature_map(start, t, hook=recorded)
-        recorded.recording = False
         return (lambda z: feature_map(z, t, hook=recorded)), original
     with torch.no_grad():
         original = feature_map(start, t)

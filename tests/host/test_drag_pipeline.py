@@ -42,9 +42,9 @@ def test_pipeline_produces_an_image_and_requeue_reruns_only_drag_and_sampling(cl
     assert moved.status == "success", moved.describe()
     assert set(moved.executed) == {"editor", "drag", "sampler", "decode", "save"}, moved.executed
     assert {"lora", "invert", "encode", "ckpt"} <= set(moved.cached)
-    # The sampler denoised the reference branch once, recording it; the re-drag reads that recording.
-    first_steps, moved_steps = ({total for node, _, total in run.progress if node == "sampler"} for run in (first, moved))
-    assert len(first_steps) == len(moved_steps) == 1 and first_steps == {2 * moved_steps.pop()}
+    # The sampler denoised the reference branch beside the edit, recording it; the re-drag reads that.
+    assert "recorded for re-drags" in first.outputs["sampler"]["text"][0]
+    assert "read from an earlier run's recording" in moved.outputs["sampler"]["text"][0]
 
     ksampler_digest(client, 151)
     assert ksampler_digest(client, 51) == before, "the user's MODEL changed"
@@ -64,3 +64,4 @@ def test_cancel_during_drag_reports_interrupted_and_the_next_run_works(client, i
     assert max(p[1] for p in run.progress if p[0] == "drag") < 20, "cancel was not prompt"
     again = client.run(drag_pipeline(method, spec(handle=(18, 28), target=(30, 28)), image_name))
     assert again.status == "success", again.describe()
+

@@ -122,9 +122,14 @@ def test_default_settings_run_end_to_end_and_move_the_handles(client, structure_
         assert math.dist(end, target) < math.dist(start, target), report
     assert saved_picture(structure_inputs, run).shape == (HEIGHT, WIDTH, 3)
     if method == "DragKitAdaptiveDrag":  # the CLoss sampler reports its loss, which falls
-        (summary,) = run.outputs["sampler"]["text"]
+        summary = run.outputs["sampler"]["text"][0]
         first, last = (float(v) for v in summary.rsplit(":", 1)[1].split("→"))
         assert last < first, summary
+    if method == "DragKitEasyDrag" and painted:  # a re-drag: the sampler reads its recording of the stored latents
+        moved = tuple((handle, (target[0] + 4, target[1])) for handle, target in PAIRS)
+        again, _ = run_at_defaults(client, default_pipeline(method, lora_preset, invert_preset, painted, pairs=moved))
+        assert "invert" in again.cached and "sampler" in again.executed
+        assert "read from an earlier run's recording" in again.outputs["sampler"]["text"][0]
 
 
 # One pair per kind on the 128×64 picture, each region around its handle: the blob at (40, 30) is

@@ -150,7 +150,7 @@ def test_adaptivedrag_and_the_closs_sampler_run_on_the_tiny_checkpoint_and_the_l
     run = client.run(closs_graph())
     assert run.status == "success", run.describe()
     assert run.outputs["digest"]["finite"] == [True]
-    (summary,) = run.outputs["sampler"]["text"]
+    summary = run.outputs["sampler"]["text"][0]
     first, last = (float(v) for v in summary.rsplit(":", 1)[1].split("→"))
     assert last < first, summary
 

@@ -99,8 +99,9 @@ def test_recorded_reference_keys_and_values_give_the_edited_rows_pair_attention(
     pair = MutualSelfAttention(TIMESTEPS, layers=None, places=("up",))(q, k, v, up)
     recorded = RecordedReference(MutualSelfAttention(TIMESTEPS, layers=None, places=("up",)))
 
-    reference = recorded(q[:1], k[:1], v[:1], up)  # the reference row alone gets ordinary attention
-    recorded.recording = False
+    with recorded.recording_pass([TIMESTEPS[0]]):
+        reference = recorded(q[:1], k[:1], v[:1], up)  # the reference row alone gets ordinary attention
+    assert recorded.has([TIMESTEPS[0]]) and not recorded.has([TIMESTEPS[1]])
     edited = recorded(q[1:], k[1:], v[1:], up)  # its own keys and values are not read
 
     torch.testing.assert_close(reference, pair[:1])
@@ -121,11 +122,25 @@ def test_inside_the_unet_the_edited_row_alone_after_a_recorded_reference_pass_eq
         pair = denoiser.predict(torch.cat([reference, edited]), t, cond, taps).features
     recorded = RecordedReference(MutualSelfAttention(TIMESTEPS, layers=None, places=("up",)))
     with denoiser.attention_hook(recorded):
-        denoiser.predict(reference, t, cond, taps, features_only=True)
-        recorded.recording = False
+        with recorded.recording_pass([t]):
+            denoiser.predict(reference, t, cond, taps, features_only=True)
         alone = denoiser.predict(edited, t, cond, taps, features_only=True)
 
     assert alone.eps is None  # stopped after up_blocks[2]: up_blocks[3]'s layers were never needed
     assert sorted(layer for _, layer in recorded.recorded) == list(range(7, 13))
     for tap in taps:
         torch.testing.assert_close(alone.features[tap], pair[tap][1:])
+
+
+def test_a_recording_pass_of_the_pair_gives_the_pair_attention_and_records_the_reference_row():
+    q, k, v = projections(batch=2)
+    up = AttentionCall(layer=12, place="up", heads=HEADS, t=TIMESTEPS[0])
+    pair = MutualSelfAttention(TIMESTEPS, layers=None, places=("up",))(q, k, v, up)
+    recorded = RecordedReference(MutualSelfAttention(TIMESTEPS, layers=None, places=("up",)))
+    with pytest.raises(KeyError), recorded.recording_pass([TIMESTEPS[0]]):
+        torch.testing.assert_close(recorded(q, k, v, up), pair)
+        raise KeyError("cancelled")  # a pass that does not finish is not counted as recorded
+    assert not recorded.has([TIMESTEPS[0]])
+    with recorded.recording_pass([TIMESTEPS[0]]):
+        torch.testing.assert_close(recorded(q, k, v, up), pair)
+    torch.testing.assert_close(recorded(q[1:], k[1:], v[1:], up), pair[1:])
