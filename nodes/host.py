@@ -262,6 +262,12 @@ def same_model(a, b) -> bool:
     return a is b or a.clone_has_same_weights(b)
 
 
+def patch_names(model) -> str:
+    """A MODEL's non-weight patches (attention replacements, wrappers) by name: with `same_model`,
+    whether two MODELs compute the same."""
+    return _patch_names(model.model_options)
+
+
 class _FeaturesTaken(Exception):
     """Raised by the last output tap of a features-only call: the rest of the UNet is not needed."""
 

@@ -55,22 +55,23 @@ def sample_with_mutual_attention(model, edit, start_layer, end_layer, start_step
     schedule, result = edit.inversion.inversion.schedule, edit.result
     policy = MutualSelfAttention(schedule.timesteps, first_step=result.index + start_step,
                                  layers=range(start_layer, end_layer + 1))
-    recorded = recorded_reference(edit, policy, cond, denoiser.device)
+    recorded = recorded_reference(edit, model, policy, cond, denoiser.device)
     return run_sampling(denoiser, edit, lambda on_step: mutual_attention_sample(
         denoiser, result.reference_latent, result.latent, cond, schedule, result.index, recorded.policy,
         on_step=on_step, correspondence=correspondence, recorded=recorded),
         reused=recorded.has(schedule.timesteps[result.index:]))
 
 
-def recorded_reference(edit, policy: MutualSelfAttention, cond: torch.Tensor, device: torch.device,
+def recorded_reference(edit, model, policy: MutualSelfAttention, cond: torch.Tensor, device: torch.device,
                        reference: tuple = ("denoised",)) -> RecordedReference:
     """The reference branch's keys and values for this sampling: those an earlier run recorded from
-    the same inversion, prompt, reference latent, start and layers (a re-drag: only the edited latent
-    then goes through the UNet), else a new recorder. `reference` names the kind of branch (the
+    the same inversion (so the same weights: see check_edit_inputs), model patches (e.g. another
+    node's attention patch added since), prompt, reference latent, start and layers (a re-drag: only the edited latent then goes through
+    the UNet), else a new recorder. `reference` names the kind of branch (the
     unedited latent denoised again, or the stored inversion latents). The latest recording is kept on
     the inversion (on the CPU when the model runs elsewhere, so no GPU memory is held between runs)."""
     result, slot = edit.result, edit.inversion.recorded_reference
-    key = (reference, result.index, policy.selection())
+    key = (reference, result.index, policy.selection(), host.patch_names(model))
     kept = slot.get("latest")
     if (kept is not None and kept["key"] == key and torch.equal(kept["cond"], cond)
             and torch.equal(kept["reference_latent"], result.reference_latent)):
@@ -220,7 +221,7 @@ class DragKitReferenceGuidedSampler(CheckedNode):
         inversion, result = edit.inversion.inversion, edit.result
         policy = MutualSelfAttention(inversion.schedule.timesteps, layers=None, places=("up",))  # the whole decoder
         consistent = REFERENCE_LATENTS[reference_latent]
-        recorded = recorded_reference(edit, policy, cond, denoiser.device, reference=("stored", consistent))
+        recorded = recorded_reference(edit, model, policy, cond, denoiser.device, reference=("stored", consistent))
         return run_sampling(denoiser, edit, lambda on_step: reference_guided_sample(
             denoiser, result.latent, inversion, cond, result.index, recorded.policy, guidance_weight, ref_start_step,
             consistent, on_step=on_step, recorded=recorded),

@@ -45,6 +45,13 @@ def test_pipeline_produces_an_image_and_requeue_reruns_only_drag_and_sampling(cl
     # The sampler denoised the reference branch beside the edit, recording it; the re-drag reads that.
     assert "recorded for re-drags" in first.outputs["sampler"]["text"][0]
     assert "read from an earlier run's recording" in moved.outputs["sampler"]["text"][0]
+    # Another node's patch on the sampler's model since (same weights) makes the recording stale.
+    patched = drag_pipeline(method, spec(target=(44, 34)), image_name)
+    patched["pag"] = {"class_type": "PerturbedAttentionGuidance", "inputs": {"model": ["lora", 0], "scale": 3.0}}
+    patched["sampler"]["inputs"]["model"] = ["pag", 0]
+    again = client.run(patched)
+    assert again.status == "success", again.describe()
+    assert "drag" in again.cached and "recorded for re-drags" in again.outputs["sampler"]["text"][0]
 
     ksampler_digest(client, 151)
     assert ksampler_digest(client, 51) == before, "the user's MODEL changed"
