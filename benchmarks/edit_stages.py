@@ -65,20 +65,20 @@ class Edit:
         return sum(s.passes.work for s in self.stages if s.name in counted)
 
 
+SETTINGS = {"DragDiffusion": dragdiffusion.DragDiffusionSettings, "GoodDrag": gooddrag.GoodDragSettings,
+            "EasyDrag": easydrag.EasyDragSettings, "DragNeXt": dragnext.DragNeXtSettings,
+            "AdaptiveDrag": adaptivedrag.AdaptiveDragSettings}
+
+
 def settings_for(name: str, up_block_count: int, easydrag_plain: bool = False):
     """The method's default settings; a UNet with one decoder stage (the tiny test checkpoint)
     takes every feature from up_blocks[0]."""
-    single = up_block_count == 1
-    if name == "DragDiffusion":
-        return dragdiffusion.DragDiffusionSettings(**({"feature_block": 0} if single else {}))
-    if name == "GoodDrag":
-        return gooddrag.GoodDragSettings(**({"feature_block": 0} if single else {}))
+    options = {}
+    if up_block_count == 1:
+        options = {"feature_blocks": (0,)} if name == "EasyDrag" else {"feature_block": 0}
     if name == "EasyDrag":
-        return easydrag.EasyDragSettings(reuse_reference_pass=not easydrag_plain,
-                                         **({"feature_blocks": (0,)} if single else {}))
-    if name == "DragNeXt":
-        return dragnext.DragNeXtSettings(**({"feature_block": 0} if single else {}))
-    return adaptivedrag.AdaptiveDragSettings(**({"feature_block": 0} if single else {}))
+        options["reuse_reference_pass"] = not easydrag_plain
+    return SETTINGS[name](**options)
 
 
 def superpixels_for(spec: DragSpec, seed: int = 0) -> np.ndarray:
