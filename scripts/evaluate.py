@@ -269,7 +269,9 @@ def run_job(client: ComfyClient, info: dict, job: Job, checkpoint: str, args, ou
     picture.raise_for_status()
     (out / "images" / job.image_name).parent.mkdir(parents=True, exist_ok=True)
     (out / "images" / job.image_name).write_bytes(picture.content)
-    seconds = run.started["dragkit_metrics"] - min(run.started.values())  # the edit, without the metrics
+    # The edit, without the metrics. Unknown (NaN, left out of the means) when the server had the
+    # whole edit in its cache already: a request interrupted in its Metrics node computed it.
+    seconds = run.started["dragkit_metrics"] - min(run.started.values()) if len(run.started) > 1 else math.nan
     return {"sample": job.sample.name, "method": job.method, "seed": job.seed, "server": client.url,
             "seconds": round(seconds, 2), "peak_memory_gib": report["peak_memory_gib"],
             **{c: report.get(c, "") for c in METRIC_COLUMNS}, "pairs": report["pairs"],

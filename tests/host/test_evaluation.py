@@ -158,7 +158,8 @@ def test_the_cli_fans_out_over_two_servers_resumes_after_a_kill_and_writes_each_
     assert {r["server"] for r in rows} == set(servers)
     for row in rows:
         assert math.isfinite(float(row["mean_distance"])) and float(row["image_fidelity"]) <= 1  # random LPIPS: may be < 0
-        assert float(row["seconds"]) > 0
+        # > 0, or unknown for an edit the killed run's server had finished (only its Metrics ran again)
+        assert float(row["seconds"]) > 0 or (math.isnan(float(row["seconds"])) and row not in interrupted)
         picture = Image.open(output / "images" / row["image"])
         assert max(picture.size) == 128
         handles = json.loads(row["handles"])
