@@ -118,7 +118,7 @@ def run_edit(name: str, denoiser, latent: torch.Tensor, spec: DragSpec, cond: to
     steps = method.lora_steps if lora_steps is None else min(lora_steps, method.lora_steps)
     if steps:
         lora = LoraSettings(steps=steps, micro_batch_size=lora_micro_batch)
-        timed("LoRA", lambda: train_lora(denoiser.unet, counting, latent, cond, lora))
+        timed("LoRA", lambda: train_lora(counting, latent, cond, lora))
     if stop_after == "LoRA":
         return Edit(name, tuple(stages), None, None)
     schedule = ddim_schedule(denoiser.alphas_cumprod, 50)
@@ -131,14 +131,14 @@ def run_edit(name: str, denoiser, latent: torch.Tensor, spec: DragSpec, cond: to
     if name == "EasyDrag":
         recorded = RecordedReference(MutualSelfAttention(schedule.timesteps, layers=None, places=("up",)))
         sampling = lambda: reference_guided_sample(counting, result.latent, inversion, cond, result.index,  # noqa: E731
-                                                   recorded.policy, recorded=recorded)
+                                                   recorded)
     else:
         recorded = RecordedReference(MutualSelfAttention(schedule.timesteps, first_step=result.index,
                                                          layers=decoder_layers(denoiser)))
         correspondence = CorrespondenceLoss.for_drag(inversion.latent, spec) if name == "AdaptiveDrag" else None
         sampling = lambda: mutual_attention_sample(counting, result.reference_latent, result.latent, cond,  # noqa: E731
-                                                   schedule, result.index, recorded.policy,
-                                                   correspondence=correspondence, recorded=recorded)
+                                                   schedule, result.index, recorded,
+                                                   correspondence=correspondence)
     timed("sampling", sampling)  # as the sampler nodes: the reference branch recorded, then the edit
     timed(REDRAG_SAMPLING, sampling)  # a re-drag's sampling reads that recording
     return Edit(name, tuple(stages), len(result.losses), result.stop_reason)

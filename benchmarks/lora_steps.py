@@ -75,7 +75,7 @@ def main() -> int:
         if steps:
             with host.gradients():
                 settings = LoraSettings(steps=steps, micro_batch_size=micro_batch_size_for(device))
-                weights = train_lora(trainer.unet, trainer, latent, cond, settings).weights
+                weights = train_lora(trainer, latent, cond, settings).weights
             patched = host.with_lora(model, {LORA_PREFIX + k: v for k, v in weights.items()})
         else:
             patched = model

@@ -143,3 +143,23 @@ class RecordedReference:
             raise RuntimeError(f"self-attention layer {call.layer} at t = {call.t} was not recorded in the reference pass") from None
         self.policy.edited[self.policy.step_of(call.t), call.layer] += 1
         return attend(q, k, v, call.heads)
+
+
+class LatestRecording:
+    """The latest RecordedReference of one inversion, for re-drags: kept with what it was recorded
+    from (a key of the sampling's settings, the text context, the reference latent), so that `get`
+    gives it back only for a sampling with the same reference branch. One at a time: a `put` replaces
+    the previous recording (they are large)."""
+
+    def __init__(self) -> None:
+        self._kept: tuple[tuple, torch.Tensor, torch.Tensor, RecordedReference] | None = None
+
+    def get(self, key: tuple, cond: torch.Tensor, reference_latent: torch.Tensor) -> RecordedReference | None:
+        if self._kept is None:
+            return None
+        kept_key, kept_cond, kept_latent, recorded = self._kept
+        same = kept_key == key and torch.equal(kept_cond, cond) and torch.equal(kept_latent, reference_latent)
+        return recorded if same else None
+
+    def put(self, key: tuple, cond: torch.Tensor, reference_latent: torch.Tensor, recorded: RecordedReference) -> None:
+        self._kept = (key, cond, reference_latent, recorded)

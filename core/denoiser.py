@@ -61,6 +61,11 @@ class Denoiser(Protocol):
     def up_block_count(self) -> int:
         """How many decoder stages (`up_blocks`) the UNet has (SD 1.5: 4)."""
 
+    @property
+    def trainable_module(self) -> torch.nn.Module:
+        """The module `predict` runs, for adapters trained into it (LoRA); only denoisers made for
+        gradients need one."""
+
     def predict(
         self, x_t: torch.Tensor, t: int | torch.Tensor, cond: torch.Tensor, up_features: Sequence[int] = (),
         features_only: bool = False,

@@ -22,9 +22,7 @@ from .denoiser import Denoiser
 # Module names of the attention projections, in ComfyUI's LDM UNet and in diffusers alike.
 LORA_TARGETS = r".*\.attn[12]\.(to_q|to_k|to_v|to_out\.0)"
 
-# LoRA steps per method (dragdiffusion.md §3.2: 80; gooddrag.md §3.2: 70).
-LORA_STEPS = {"DragDiffusion": 80, "GoodDrag": 70, "AdaptiveDrag": 80, "DragNeXt": 70}  # AdaptiveDrag trains as
-# DragDiffusion (adaptivedrag.md §2), DragNeXt as GoodDrag (dragnext.md §3.2)
+# The steps per method are in each method's recipe (core/methods).
 
 
 def micro_batch_size_for(device) -> int:
@@ -57,20 +55,21 @@ class LoraResult:
 
 
 def train_lora(
-    unet: torch.nn.Module,
     denoiser: Denoiser,
     latent: torch.Tensor,
     cond: torch.Tensor,
     settings: LoraSettings,
     on_step: LoraStepCallback | None = None,
 ) -> LoraResult:
-    """Fit a LoRA on `unet` (the module `denoiser` runs) to the clean DDPM-scaled `latent` [1, 4, h, w].
+    """Fit a LoRA on the denoiser's `trainable_module` (the module its `predict` runs) to the clean
+    DDPM-scaled `latent` [1, 4, h, w].
 
     Needs autograd enabled. The LoRA weights and AdamW's state are float32 whatever the UNet's
     dtype (in fp16, AdamW's ε rounds to 0 and the first update, 0/0, is NaN); an fp16 UNet's
     backward runs under a dynamic loss scale so that small gradients do not flush to zero. The
     weights come back keyed by `unet`'s module names, on the CPU; non-finite losses or weights
     raise `LoraTrainingError`."""
+    unet = denoiser.trainable_module
     generator = torch.Generator().manual_seed(settings.seed)
     alphas = denoiser.alphas_cumprod.to(torch.float32)
     x0 = latent.detach().to(denoiser.device, torch.float32).expand(settings.batch_size, -1, -1, -1)

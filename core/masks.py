@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -188,6 +189,25 @@ def background_mask(line: np.ndarray, automatic_masks: Sequence[np.ndarray] | No
     return sam if sam.any() else line
 
 
+@dataclass(frozen=True, eq=False)
+class AdaptiveMasks:
+    """AdaptiveDrag's super-pixels and masks of one drag (§4.2–4.4)."""
+
+    segments: np.ndarray  # SLIC labels at the image's size
+    line: np.ndarray  # the line search's super-pixels from handle to target
+    background: np.ndarray  # the editable mask of the background term
+
+
+def adaptive_masks(image: np.ndarray, handles: Sequence[Point], targets: Sequence[Point],
+                   automatic_masks: Sequence[np.ndarray] | None, superpixels: int = SLIC_SEGMENTS,
+                   background_mode: str = "official", official_line: bool = False) -> AdaptiveMasks:
+    """AdaptiveDrag's mask pipeline, once for the Auto Mask node and the drag node alike: the
+    super-pixels (`adaptive_segments`), the line search over them, and the background mask."""
+    segments = adaptive_segments(image, automatic_masks, superpixels)
+    line = line_mask(segments, handles, targets, official=official_line)
+    return AdaptiveMasks(segments, line, background_mask(line, automatic_masks, handles, targets, background_mode))
+
+
 def drag_mask(image: np.ndarray, handles: Sequence[Point], targets: Sequence[Point], mode: str, *,
               object_masks: Sequence[np.ndarray] = (), automatic_masks: Sequence[np.ndarray] = (),
               include_path: bool = True, superpixels: int = SLIC_SEGMENTS, official_line: bool = False,
@@ -215,10 +235,10 @@ def drag_mask(image: np.ndarray, handles: Sequence[Point], targets: Sequence[Poi
         if include_path:
             mask |= line_mask(segments, handles, targets, official=official_line)
     elif mode == "adaptivedrag":
-        line = line_mask(adaptive_segments(image, automatic_masks, superpixels), handles, targets, official=official_line)
-        mask = background_mask(line, automatic_masks, handles, targets, "official")
+        adaptive = adaptive_masks(image, handles, targets, automatic_masks, superpixels, official_line=official_line)
+        mask = adaptive.background.copy()
         if include_path:
-            mask |= line
+            mask |= adaptive.line
     else:
         raise ValueError(f"mode: {mode!r} is not one of {', '.join(MASK_MODES)}")
     return dilate(mask, dilation)

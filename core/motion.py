@@ -270,7 +270,16 @@ class DragResult:
     handles: tuple[Point, ...]  # final handle positions, image pixels (x, y)
     losses: tuple[float, ...]  # total loss of every gradient step, in order
     stop_reason: str  # REACHED, STALLED or BUDGET
-    measures: tuple[tuple[str, float], ...] = ()  # a method's own figures for the summary (name, value)
+    region_errors: tuple[RegionError, ...] = ()  # DragNeXt: each moving region's error at its final target
+
+
+@dataclass(frozen=True)
+class RegionError:
+    """A region's feature error at its final target, of the unedited and of the edited latent."""
+
+    pair: int  # 1-based, as the editor numbers pairs
+    before: float
+    after: float
 
 
 def gradient_step(optimiser: torch.optim.Optimizer, loss: torch.Tensor) -> None:

@@ -4,6 +4,7 @@ AdaptiveDrag's correspondence loss, optionally), and EasyDrag's reference-guided
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -52,10 +53,9 @@ def mutual_attention_sample(
     cond: torch.Tensor,
     schedule: DDIMSchedule,
     start_index: int,
-    policy: MutualSelfAttention,
+    sharing: MutualSelfAttention | RecordedReference,
     on_step: StepCallback | None = None,
     correspondence: CorrespondenceLoss | None = None,
-    recorded: RecordedReference | None = None,
 ) -> torch.Tensor:
     """The edited latent [1, 4, h, w] at level timesteps[start_index], denoised to x_0 beside its reference.
 
@@ -63,11 +63,12 @@ def mutual_attention_sample(
 
     The reference is the inverted, unedited latent, denoised again with the same model rather than
     read from the stored trajectory (dragdiffusion.md §3.8). Both go through the UNet as the batch
-    [reference, edited] so that `policy` can give the edited row the reference row's keys and values
-    (a `GuidedDenoiser` doubles it into the [uncond pair, cond pair] the policy also handles). With
-    `recorded` (a RecordedReference on the same policy) that pass also records the reference's keys
-    and values; when an earlier call with the same reference did (a re-drag), the edited latent goes
-    through the UNet alone and reads them: the same result, one row per step.
+    [reference, edited] so that `sharing` can give the edited row the reference row's keys and values
+    (a `GuidedDenoiser` doubles it into the [uncond pair, cond pair] the policy also handles).
+    `sharing` is a MutualSelfAttention policy, or a RecordedReference on one: then that pass also
+    records the reference's keys and values, and when an earlier call with the same reference did (a
+    re-drag), the edited latent goes through the UNet alone and reads them: the same result, one row
+    per step.
     """
     if reference_latent.shape != edited_latent.shape or reference_latent.shape[0] != 1:
         raise ValueError(
@@ -75,13 +76,12 @@ def mutual_attention_sample(
             f"{tuple(reference_latent.shape)} and {tuple(edited_latent.shape)}"
         )
     after_step = None if correspondence is None else correspondence.correct
-    if recorded is not None and recorded.has(schedule.timesteps[start_index:]):
-        return sample(denoiser, edited_latent, cond, schedule, start_index, on_step, hook=recorded, after_step=after_step)
+    timesteps = schedule.timesteps[start_index:]
+    if isinstance(sharing, RecordedReference) and sharing.has(timesteps):
+        return sample(denoiser, edited_latent, cond, schedule, start_index, on_step, hook=sharing, after_step=after_step)
     batch = torch.cat([reference_latent, edited_latent])
-    if recorded is None:
-        return sample(denoiser, batch, cond, schedule, start_index, on_step, hook=policy, after_step=after_step)[1:]
-    with recorded.recording_pass(schedule.timesteps[start_index:]):
-        return sample(denoiser, batch, cond, schedule, start_index, on_step, hook=recorded, after_step=after_step)[1:]
+    with _recording(sharing, timesteps):
+        return sample(denoiser, batch, cond, schedule, start_index, on_step, hook=sharing, after_step=after_step)[1:]
 
 
 CORRESPONDENCE_MODES = ("sce", "mse")
@@ -156,22 +156,21 @@ def reference_guided_sample(
     inversion: Inversion,
     cond: torch.Tensor,
     start_index: int,
-    policy: MutualSelfAttention,
+    sharing: MutualSelfAttention | RecordedReference,
     weight: float = 4.0,
     reference_from: int = 20,
     timestep_consistent: bool = False,
     on_step: StepCallback | None = None,
-    recorded: RecordedReference | None = None,
 ) -> torch.Tensor:
     """EasyDrag's sampling (easydrag.md §4.9): DDIM of the edited latent [1, 4, h, w] from level
     schedule.timesteps[start_index]; in the last `reference_from` steps (ascending index i below it)
     ε = ε_plain + w·(ε_ref − ε_plain), where ε_ref comes from the pair [reference, edited] under
-    `policy`, the reference being the STORED inversion latent L[i] (the code's, one level cleaner)
+    `sharing`, the reference being the STORED inversion latent L[i] (the code's, one level cleaner)
     or L[i+1] (the same level). w = 1 is plain mutual self-attention on stored latents.
 
     One plain pass per step, plus one pair pass on guided steps (the code's second, identical
-    plain pass when the negative prompt equals the prompt is not made). With `recorded` (a
-    RecordedReference on `policy`) the pair pass also records the stored latent's keys and values;
+    plain pass when the negative prompt equals the prompt is not made). With a RecordedReference as
+    `sharing` the pair pass also records the stored latent's keys and values;
     when an earlier call did (a re-drag of the same inversion), the edited latent alone reads them."""
     schedule = inversion.schedule
     timesteps = schedule.timesteps[start_index:]
@@ -183,7 +182,7 @@ def reference_guided_sample(
             if t in guided_steps:
                 i = len(schedule.timesteps) - start_index - done  # ascending DDIM index of level t
                 reference = inversion.trajectory[i + 1 if timestep_consistent else i]
-                guided = _reference_guided_eps(denoiser, reference, x, t, cond, recorded or policy)
+                guided = _reference_guided_eps(denoiser, reference, x, t, cond, sharing)
                 eps = eps + weight * (guided - eps)
             x = schedule.step(x, eps, t)
             if on_step is not None:
@@ -199,11 +198,13 @@ def guided_timesteps(timesteps: Sequence[int], start_index: int, reference_from:
 def _reference_guided_eps(denoiser: Denoiser, reference: torch.Tensor, x: torch.Tensor, t: int, cond: torch.Tensor,
                           sharing: MutualSelfAttention | RecordedReference) -> torch.Tensor:
     """ε of the edited row x whose shared self-attention reads the reference's keys and values."""
-    if isinstance(sharing, MutualSelfAttention):
-        with denoiser.attention_hook(sharing):
-            return denoiser.predict(torch.cat([reference, x]), t, cond).eps[1:]
     with denoiser.attention_hook(sharing):
-        if sharing.has([t]):
+        if isinstance(sharing, RecordedReference) and sharing.has([t]):
             return denoiser.predict(x, t, cond).eps
-        with sharing.recording_pass([t]):
+        with _recording(sharing, [t]):
             return denoiser.predict(torch.cat([reference, x]), t, cond).eps[1:]
+
+
+def _recording(sharing: MutualSelfAttention | RecordedReference, timesteps: Sequence[int]):
+    """A recording pass when `sharing` records, else nothing (a plain policy keeps nothing)."""
+    return sharing.recording_pass(timesteps) if isinstance(sharing, RecordedReference) else nullcontext()

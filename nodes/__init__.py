@@ -3,14 +3,14 @@
 from comfy_api.v0_0_2 import ComfyExtension, io
 
 from .auto_mask import DragKitAutoMask
-from .drag import DragKitAdaptiveDrag, DragKitDragDiffusion, DragKitDragNeXt, DragKitEasyDrag, DragKitGoodDrag
+from .drag import DRAG_NODES
 from .editor import DragKitEditor
 from .inversion import DragKitDDIMInvert
 from .lora import DragKitLoRAFinetune
 from .metrics import DragKitBenchmarkSample, DragKitMetrics
 from .metrics import register_folder as register_lpips_folder
 from .sam2_loader import DragKitSAM2Loader, register_folder
-from .sampler import DragKitCLossSampler, DragKitMutualAttentionSampler, DragKitReferenceGuidedSampler
+from .sampler import SAMPLER_NODES
 
 
 class DragKitExtension(ComfyExtension):
@@ -23,14 +23,8 @@ class DragKitExtension(ComfyExtension):
             DragKitAutoMask,
             DragKitLoRAFinetune,
             DragKitDDIMInvert,
-            DragKitDragDiffusion,
-            DragKitGoodDrag,
-            DragKitEasyDrag,
-            DragKitAdaptiveDrag,
-            DragKitDragNeXt,
-            DragKitMutualAttentionSampler,
-            DragKitReferenceGuidedSampler,
-            DragKitCLossSampler,
+            *DRAG_NODES,
+            *SAMPLER_NODES,
             DragKitBenchmarkSample,
             DragKitMetrics,
         ]

@@ -7,12 +7,10 @@ import torch
 from comfy_api.v0_0_2 import io, ui
 from PIL import Image
 
-from ..core import masks, sam2_model
-from . import host
-from .checks import CheckedNode, InputError, checked, single_item
-from .previews import drag_points, image_tensor, masked_picture
-from .sam2_loader import Sam2ModelType
-from .types import DragType
+from ..core import masks
+from .checks import CheckedNode, InputError, checked
+from .previews import drag_points, image_tensor, masked_picture, picture_of
+from .values import DragType, Sam2ModelType, drag_image
 
 MODE_HELP = (
     "slic: super-pixels of the picture itself under the handles (no SAM 2 needed). sam2: the object SAM 2 finds "
@@ -86,41 +84,10 @@ class DragKitAutoMask(CheckedNode):
         return io.NodeOutput(drag.with_mask(editable), mask, preview, ui=ui.PreviewImage(preview, cls=cls))
 
 
-def drag_image(image: torch.Tensor, drag) -> torch.Tensor:
-    """The one image of the batch, which must be the one the drag was placed on."""
-    image = single_item(image, "image")
-    height, width = image.shape[1], image.shape[2]
-    if (drag.width, drag.height) != (width, height):
-        raise InputError(f"image: it is {width}×{height} but the drag was placed on a {drag.width}×{drag.height} "
-                         "image; connect the image the editor shows")
-    return image
-
-
-def picture_of(image: torch.Tensor) -> np.ndarray:
-    """IMAGE [1, H, W, C] → H × W × 3 uint8."""
-    return (image[0, :, :, :3].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
-
-
-def automatic_masks(sam2, picture: np.ndarray, points_per_side: int) -> list[np.ndarray]:
-    """SAM 2's automatic masks, with progress and cancel between its decoder batches."""
-    model = sam2.load()
-    total = sam2_model.automatic_batches(points_per_side)
-    progress, done = host.Progress(total), [0]
-
-    def on_batch() -> None:
-        done[0] += 1
-        progress.update(done[0], total)
-
-    return sam2_model.automatic_masks(model, picture, points_per_side, sam2.dtype, on_batch)
-
-
 def _segment_masks(picture: np.ndarray, drag, mode: str, points_per_side: int, sam2) -> dict:
     """SAM 2's masks the mode needs."""
     if mode == "slic":
         return {}
     if mode == "adaptivedrag":
-        return {"automatic_masks": automatic_masks(sam2, picture, points_per_side)}
-    progress = host.Progress(1)
-    object_masks = sam2_model.point_masks(sam2.load(), picture, drag.handles, sam2.dtype)
-    progress.update(1, 1)
-    return {"object_masks": object_masks}
+        return {"automatic_masks": sam2.automatic_masks(picture, points_per_side)}
+    return {"object_masks": sam2.point_masks(picture, drag.handles)}

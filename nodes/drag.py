@@ -1,45 +1,32 @@
-"""The drag optimiser nodes, one per method, and the DRAGKIT_EDIT value they hand to a sampler."""
+"""The drag optimiser nodes, one per method (core/methods' recipes give their ids), and what every
+drag node does around its method's `optimise`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 
 from comfy_api.v0_0_2 import io, ui
 
-from ..core.drag import DragSpec, DragSpecError
-from ..core.motion import FeatureGrid
-from ..core.regions import check_regions
 from ..core import masks
-from ..core.methods import DragResult, adaptivedrag, dragdiffusion, dragnext, easydrag, gooddrag
+from ..core.drag import DragSpec, DragSpecError
+from ..core.methods import adaptivedrag, dragdiffusion, dragnext, easydrag, gooddrag
 from . import host
-from .auto_mask import automatic_masks, drag_image, picture_of
 from .checks import CheckedNode, InputError, checked, require_finite
-from .inversion import DragKitInversion
-from .previews import drag_points, image_tensor, region_overlay
-from .sam2_loader import Sam2ModelType
-from .types import DragType, EditType, InversionType, inversion_conditioning_input
+from .previews import drag_points, image_tensor, picture_of, region_overlay
+from .values import (DragKitEdit, DragKitInversion, DragType, EditType, InversionType, Sam2ModelType, check_edit_inputs,
+                     drag_image, handle_report, inversion_conditioning_input)
 
 PREVIEW_EVERY = 3  # gradient steps between previews of the moving handles
-LATENT_SCALE = 8  # image pixels per latent pixel (SD's VAE; VAEEncode crops to a multiple of it)
-
-
-@dataclass(frozen=True, eq=False)
-class DragKitEdit:
-    """The DRAGKIT_EDIT value: the optimised latent and where in the schedule sampling goes on."""
-
-    result: DragResult  # edited + reference latent at schedule.timesteps[index], final handles
-    inversion: DragKitInversion
-    spec: DragSpec
+MEASURES_KEY = "dragkit_measures"  # the executed message's key with the drag's figures (tests and tools read it)
 
 
 def run_drag(optimise, settings, model, conditioning, inversion: DragKitInversion, drag: DragSpec) -> io.NodeOutput:
     """What every drag node does around its method's `optimise`: model, progress, previews, cancel."""
     check_edit_inputs(model, inversion, drag)
     with host.gradients():
-        denoiser = host.ComfyDenoiser(model, for_gradients=True)
-        denoiser.load_for_gradients()
-        cond = host.text_context(inversion.conditioning if conditioning is None else conditioning).to(denoiser.device)
+        denoiser = host.loaded_denoiser(model, for_gradients=True)
+        cond = inversion.context(conditioning).to(denoiser.device)
         core_inversion = inversion.inversion
         background = denoiser.preview(core_inversion.source).convert("RGB").resize((drag.width, drag.height))
 
@@ -53,38 +40,28 @@ def run_drag(optimise, settings, model, conditioning, inversion: DragKitInversio
             show = iteration % PREVIEW_EVERY == 0 or iteration == total
             progress.update(iteration, total, picture(handles, regions) if show else None)
 
-        result = optimise(denoiser, core_inversion, drag, cond, settings, on_step)
+        try:
+            result = optimise(denoiser, core_inversion, drag, cond, settings, on_step)
+        except DragSpecError as exc:  # a drag the method cannot run (e.g. a DragNeXt region off its grid)
+            raise InputError(f"drag: {exc}") from None
     require_finite(result.latent, f"the dragged latent (after {len(result.losses)} gradient steps)")
     final = image_tensor(picture(result.handles))
-    summary = f"{len(result.losses)} gradient steps, stopped: {result.stop_reason}; final handles " + ", ".join(
-        f"({x:.0f}, {y:.0f})" for x, y in result.handles) + "".join(f"; {name} {value:.4g}" for name, value in result.measures)
     return io.NodeOutput(DragKitEdit(result, inversion, drag), ui={
-        "dragkit_preview": ui.PreviewImage(final).as_dict()["images"], "text": [summary],
-        "dragkit_handles": handle_report(drag, result.handles)})
+        "dragkit_preview": ui.PreviewImage(final).as_dict()["images"], "text": [_summary(result)],
+        "dragkit_handles": handle_report(drag, result.handles), MEASURES_KEY: [_measures(result)]})
 
 
-def handle_report(drag: DragSpec, final) -> list[dict]:
-    """Per pair: where the handle started, where it ended and its target (image pixels)."""
-    return [{"start": list(start), "final": [float(v) for v in end], "target": list(target)}
-            for start, end, target in zip(drag.handles, final, drag.targets)]
+def _measures(result) -> dict:
+    """The drag's figures as data: steps, why it stopped, the losses, DragNeXt's region errors."""
+    return {"steps": len(result.losses), "stop_reason": result.stop_reason, "losses": list(result.losses),
+            "region_errors": [{"pair": e.pair, "before": e.before, "after": e.after} for e in result.region_errors]}
 
 
-def check_edit_inputs(model, inversion: DragKitInversion, drag: DragSpec | None = None) -> None:
-    """The drag, the inversion and the model must belong together; say which two do not."""
-    if not host.same_model(inversion.model, model):
-        raise InputError(
-            "model: this is not the model the inversion was made with (DragKit DDIM Invert's model input); "
-            "connect the same MODEL (usually the LoRA Finetune output) to the invert, drag and sampler nodes"
-        )
-    if drag is None:
-        return
-    latent_height, latent_width = inversion.inversion.latent.shape[-2:]
-    if (drag.width // LATENT_SCALE, drag.height // LATENT_SCALE) != (latent_width, latent_height):
-        raise InputError(
-            f"drag: the points were placed on a {drag.width}×{drag.height} image, but the inversion is of a "
-            f"{latent_width * LATENT_SCALE}×{latent_height * LATENT_SCALE} image; feed the Editor and the "
-            "VAEEncode before the inversion the same image"
-        )
+def _summary(result) -> str:
+    handles = ", ".join(f"({x:.0f}, {y:.0f})" for x, y in result.handles)
+    errors = "".join(f"; pair {e.pair} region error before {e.before:.4g}; pair {e.pair} region error after {e.after:.4g}"
+                     for e in result.region_errors)
+    return f"{len(result.losses)} gradient steps, stopped: {result.stop_reason}; final handles {handles}{errors}"
 
 
 def _common_inputs() -> list:
@@ -101,7 +78,7 @@ class DragKitDragDiffusion(CheckedNode):
     def define_schema(cls) -> io.Schema:
         d = dragdiffusion.DragDiffusionSettings()
         return io.Schema(
-            node_id="DragKitDragDiffusion",
+            node_id=dragdiffusion.RECIPE.node_id,
             display_name="DragKit Drag (DragDiffusion)",
             category="DragKit",
             description="DragDiffusion: motion supervision and point tracking on the inverted latent at one timestep.",
@@ -143,7 +120,7 @@ class DragKitGoodDrag(CheckedNode):
     def define_schema(cls) -> io.Schema:
         d = gooddrag.GoodDragSettings()
         return io.Schema(
-            node_id="DragKitGoodDrag",
+            node_id=gooddrag.RECIPE.node_id,
             display_name="DragKit Drag (GoodDrag)",
             category="DragKit",
             description=(
@@ -190,7 +167,7 @@ class DragKitEasyDrag(CheckedNode):
     def define_schema(cls) -> io.Schema:
         d = easydrag.EasyDragSettings()
         return io.Schema(
-            node_id="DragKitEasyDrag",
+            node_id=easydrag.RECIPE.node_id,
             display_name="DragKit Drag (EasyDrag)",
             category="DragKit",
             description=(
@@ -239,7 +216,7 @@ class DragKitAdaptiveDrag(CheckedNode):
     def define_schema(cls) -> io.Schema:
         d = adaptivedrag.AdaptiveDragSettings()
         return io.Schema(
-            node_id="DragKitAdaptiveDrag",
+            node_id=adaptivedrag.RECIPE.node_id,
             display_name="DragKit Drag (AdaptiveDrag)",
             category="DragKit",
             description=(
@@ -293,15 +270,15 @@ class DragKitAdaptiveDrag(CheckedNode):
                 superpixels, points_per_side, mask_mode, feature_block, conditioning=None, sam2_model=None) -> io.NodeOutput:
         check_edit_inputs(model, inversion, drag)
         picture = picture_of(drag_image(image, drag))
-        automatic = None if sam2_model is None else automatic_masks(sam2_model, picture, points_per_side)
-        segments = masks.adaptive_segments(picture, automatic, superpixels)
+        automatic = None if sam2_model is None else sam2_model.automatic_masks(picture, points_per_side)
+        prepared = masks.adaptive_masks(picture, drag.handles, drag.targets, automatic, superpixels, mask_mode)
         if drag.mask is None:
-            line = masks.line_mask(segments, drag.handles, drag.targets)
-            drag = drag.with_mask(masks.background_mask(line, automatic, drag.handles, drag.targets, mask_mode))
+            drag = drag.with_mask(prepared.background)
         settings = adaptivedrag.AdaptiveDragSettings(
             learning_rate=learning_rate, feature_block=feature_block, initial_budget=initial_budget,
             max_budget=max_budget, budget_mode=budget_mode, mask_weight=mask_weight, superpixels=superpixels)
-        return run_drag(partial(adaptivedrag.optimise, superpixels=segments), settings, model, conditioning, inversion, drag)
+        optimise = partial(adaptivedrag.optimise, superpixels=prepared.segments)
+        return run_drag(optimise, settings, model, conditioning, inversion, drag)
 
 
 DRAGNEXT_MODES = {"regions (paper)": dragnext.DragNeXtSettings(), "code parity": dragnext.DragNeXtSettings.code()}
@@ -312,7 +289,7 @@ class DragKitDragNeXt(CheckedNode):
     def define_schema(cls) -> io.Schema:
         d = dragnext.DragNeXtSettings()
         return io.Schema(
-            node_id="DragKitDragNeXt",
+            node_id=dragnext.RECIPE.node_id,
             display_name="DragKit Drag (DragNeXt)",
             category="DragKit",
             description=(
@@ -358,8 +335,7 @@ class DragKitDragNeXt(CheckedNode):
         settings = replace(DRAGNEXT_MODES[mode], eta_mode=eta_mode, pbsi_timesteps=pbsi_timesteps, iterations=iterations,
                            learning_rate=learning_rate, mask_weight=mask_weight, fallback_radius=fallback_radius,
                            feature_block=feature_block)
-        try:
-            check_regions(drag, FeatureGrid.scaled(drag.width, drag.height, settings.feature_scale))
-        except DragSpecError as exc:
-            raise InputError(f"drag: {exc}") from None
         return run_drag(dragnext.optimise, settings, model, conditioning, inversion, drag)
+
+
+DRAG_NODES = [DragKitDragDiffusion, DragKitGoodDrag, DragKitEasyDrag, DragKitAdaptiveDrag, DragKitDragNeXt]

@@ -7,12 +7,10 @@ import torch
 from comfy_api.v0_0_2 import io, ui
 
 from ..core.drag import DragSpec, DragSpecError
-from ..core.motion import FeatureGrid
-from ..core.regions import check_regions
+from ..core.methods import dragnext
 from .checks import CheckedNode, InputError, checked, single_item
-from .types import DragType
+from .values import DragType
 
-REGION_GRID_SCALE = 0.5  # DragNeXt moves its regions on a half-size grid: a region must survive it
 EDITOR_IMAGE_KEY = "dragkit_image"  # the executed message's key the widget reads (web/dragkit_editor.js)
 DRAG_DATA_HELP = (
     "The drag as JSON (schema v1, image pixels). The editor widget writes it: click a handle then its "
@@ -26,7 +24,7 @@ def parse_drag_data(drag_data: str) -> DragSpec:
         if not isinstance(drag_data, str) or not drag_data.strip():
             raise DragSpecError("there are no handle → target pairs yet; place at least one pair in the editor")
         spec = DragSpec.from_json(drag_data)
-        check_regions(spec, FeatureGrid.scaled(spec.width, spec.height, REGION_GRID_SCALE))
+        dragnext.check_drag(spec)  # a region must survive DragNeXt's feature grid
         return spec
     except DragSpecError as exc:
         raise InputError(f"drag_data: {exc}") from None

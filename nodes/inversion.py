@@ -2,36 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 from comfy_api.v0_0_2 import io, ui
 
 from ..core.denoiser import GuidedDenoiser
-from ..core.inversion import Inversion, invert
+from ..core.inversion import invert
+from ..core.methods import inversion_presets
 from ..core.schedule import ddim_schedule
 from . import host
 from .checks import CheckedNode, InputError, checked, require_finite, single_item
 from .previews import image_tensor
-from .types import InversionType
+from .values import DragKitInversion, InversionType
 
-# Inversion strength per method (dragdiffusion.md §3.3, gooddrag.md §3.3, dragnext.md, adaptivedrag.md UI,
-# easydrag.md §3: the 35th of 50 steps, t = 681).
-# AdaptiveDrag: 0.7 is the paper's "35th step"; its released UI inverts 0.8 (adaptivedrag.md §3).
-STRENGTH_PRESETS = {"GoodDrag / DragNeXt": 0.75, "DragDiffusion": 0.7, "AdaptiveDrag": 0.7, "AdaptiveDrag (code UI)": 0.8,
-                    "EasyDrag": 0.7}
-
-
-@dataclass(frozen=True, eq=False)
-class DragKitInversion:
-    """The DRAGKIT_INVERSION value: core's inversion plus the conditioning it was made with."""
-
-    inversion: Inversion  # inverted latent, trajectory, timesteps, schedule, source (DDPM-scaled)
-    conditioning: list  # the CONDITIONING used (ComfyUI's format)
-    guidance: float
-    model: object  # the MODEL it was made with: drags and samplers must use the same one
-    # The mutual-attention sampler's reference branch, recorded for re-drags (nodes/sampler.py).
-    recorded_reference: dict = field(default_factory=dict, repr=False)
+# Inversion strength per method, from each method's recipe (core/methods).
+STRENGTH_PRESETS = inversion_presets()
+PRESET_HELP = ", ".join(f"{label} {strength}" for label, strength in STRENGTH_PRESETS.items())
 
 
 class DragKitDDIMInvert(CheckedNode):
@@ -51,8 +36,7 @@ class DragKitDDIMInvert(CheckedNode):
                 io.Conditioning.Input("conditioning", tooltip="The prompt (the methods default to an empty prompt)."),
                 io.Int.Input("steps", default=50, min=1, max=1000, tooltip="DDIM steps of the whole schedule."),
                 io.Combo.Input("preset", options=[*STRENGTH_PRESETS, "custom"], default="GoodDrag / DragNeXt",
-                               tooltip="Inversion strength of the method: GoodDrag/DragNeXt 0.75, DragDiffusion and EasyDrag 0.7, "
-                                       "AdaptiveDrag 0.7 (paper; its code's UI 0.8); 'custom' uses strength."),
+                               tooltip=f"Inversion strength of the method: {PRESET_HELP}; 'custom' uses strength."),
                 io.Float.Input("strength", default=0.75, min=0.0, max=1.0, step=0.01,
                                tooltip="Fraction of the schedule to invert, in (0, 1], when preset is 'custom'."),
                 io.Float.Input("guidance", default=1.0, min=0.0, max=30.0, step=0.1,
@@ -81,8 +65,7 @@ class DragKitDDIMInvert(CheckedNode):
     @checked
     def execute(cls, model, latent, conditioning, steps, preset, strength, guidance, negative=None) -> io.NodeOutput:
         strength = STRENGTH_PRESETS.get(preset, strength)
-        denoiser = host.ComfyDenoiser(model)
-        denoiser.load()
+        denoiser = host.loaded_denoiser(model)
         cond = host.text_context(conditioning).to(denoiser.device)
         guided = GuidedDenoiser(denoiser, _uncond(negative, guidance, denoiser.device), guidance)
         schedule = ddim_schedule(denoiser.alphas_cumprod, steps)

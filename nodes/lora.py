@@ -7,12 +7,16 @@ import logging
 import torch
 from comfy_api.v0_0_2 import io, ui
 
-from ..core.lora import LORA_STEPS, LoraResult, LoraSettings, micro_batch_size_for, train_lora
-from . import host, lora_cache
+from ..core import lora_cache
+from ..core.lora import LoraResult, LoraSettings, micro_batch_size_for, train_lora
+from ..core.methods import lora_presets
+from . import host
 from .checks import CheckedNode, checked, single_item
 from .previews import loss_curve
 
+LORA_STEPS = lora_presets()  # training steps per method, from each method's recipe (core/methods)
 PRESETS = [*LORA_STEPS, "custom"]
+PRESET_HELP = ", ".join(f"{name} {steps}" for name, steps in LORA_STEPS.items())
 PREVIEW_EVERY = 5  # steps between loss-curve previews
 LORA_PREFIX = "diffusion_model."  # ComfyUI's generic LoRA key layout: diffusion_model.<module>.lora_up.weight
 
@@ -33,7 +37,7 @@ class DragKitLoRAFinetune(CheckedNode):
                 io.Model.Input("model"),
                 io.Conditioning.Input("conditioning", tooltip="The prompt; the methods default to an empty prompt."),
                 io.Combo.Input("preset", options=PRESETS, default="GoodDrag",
-                               tooltip="Training steps of the method: GoodDrag and DragNeXt 70, DragDiffusion and AdaptiveDrag 80; 'custom' uses steps."),
+                               tooltip=f"Training steps of the method: {PRESET_HELP}; 'custom' uses steps."),
                 io.Int.Input("steps", default=70, min=1, max=10000, tooltip="Training steps when preset is 'custom'."),
                 io.Int.Input("rank", default=16, min=1, max=256),
                 io.Float.Input("learning_rate", default=5e-4, min=1e-7, max=1.0, step=1e-5),
@@ -62,8 +66,7 @@ class DragKitLoRAFinetune(CheckedNode):
                 latent=None, image=None, vae=None) -> io.NodeOutput:
         samples = _source_latent(latent, image, vae)
         with host.gradients():
-            denoiser = host.ComfyDenoiser(model, for_gradients=True)
-            denoiser.load_for_gradients()
+            denoiser = host.loaded_denoiser(model, for_gradients=True)
             settings = LoraSettings(rank=rank, steps=LORA_STEPS.get(preset, steps), learning_rate=learning_rate,
                                     batch_size=batch_size, seed=seed, micro_batch_size=micro_batch_size_for(denoiser.device))
             x0 = denoiser.to_model_latent(samples)
@@ -96,6 +99,6 @@ def _train(denoiser, x0, cond, settings: LoraSettings) -> LoraResult:
         preview = loss_curve(losses, total) if done % PREVIEW_EVERY == 0 or done == total else None
         progress.update(done, total, preview)
 
-    result = train_lora(denoiser.unet, denoiser, x0, cond, settings, on_step)
+    result = train_lora(denoiser, x0, cond, settings, on_step)
     logging.info("DragKit LoRA: %d steps, loss %.4f → %.4f", settings.steps, result.losses[0], result.losses[-1])
     return result

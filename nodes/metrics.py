@@ -18,9 +18,8 @@ from ..core.memory import peak_memory_gib, reset_peak_memory
 from ..core.weights import WeightsFileError, read_state_dict
 from . import host
 from .checks import CheckedNode, InputError, checked, require_finite, single_item
-from .drag import handle_report
-from .folders import input_directory, model_file_path, model_files, model_folders, register_model_folder
-from .types import DragType, EditType
+from .host.folders import input_directory, model_file_path, model_files, model_folders, register_model_folder
+from .values import DragType, EditType, handle_report
 
 LPIPS_FOLDER = "lpips"
 LPIPS_FILES = ("alexnet-owt-7be5be79.pth (torchvision's AlexNet, ImageNet weights)",
@@ -154,8 +153,7 @@ class DragKitMetrics(CheckedNode):
 
 
 def _mean_distance(model, vae, conditioning, source: torch.Tensor, edited: torch.Tensor, drag, block: int) -> dict:
-    denoiser = host.ComfyDenoiser(model)
-    denoiser.load()
+    denoiser = host.loaded_denoiser(model)
     if block >= denoiser.up_block_count:
         raise InputError(f"dift_block: up_blocks[{block}] does not exist; this UNet has {denoiser.up_block_count} decoder stages")
     cond = host.text_context(conditioning).to(denoiser.device)

@@ -1,4 +1,4 @@
-"""Small preview pictures for progress bars (pure PIL)."""
+"""Pictures: previews for progress bars and nodes, and IMAGE ↔ picture conversions (pure PIL and torch)."""
 
 from __future__ import annotations
 
@@ -56,3 +56,8 @@ def region_overlay(picture: Image.Image, regions) -> Image.Image:
     mask = Image.fromarray(np.asarray(regions, dtype=np.uint8) * 255).resize(picture.size, Image.NEAREST)
     tint = Image.new("RGB", picture.size, (255, 152, 0))
     return Image.composite(Image.blend(picture.convert("RGB"), tint, 0.45), picture.convert("RGB"), mask)
+
+
+def picture_of(image: torch.Tensor) -> np.ndarray:
+    """IMAGE [1, H, W, C] → H × W × 3 uint8."""
+    return (image[0, :, :, :3].clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()

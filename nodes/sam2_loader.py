@@ -1,27 +1,22 @@
 """DragKit SAM2 Loader: a SAM 2 model from ComfyUI's `models/sam2/` folder, under ComfyUI's memory
-management (a ModelPatcher, so ComfyUI can offload and evict it like any other model)."""
+management (a ModelPatcher made by the host, so ComfyUI can offload and evict it like any model)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import comfy.model_management as model_management
-import comfy.model_patcher
 import torch
 from comfy_api.v0_0_2 import io
 
 from ..core import sam2_model
+from . import host
 from .checks import CheckedNode, InputError, checked
-from .folders import model_file_path, model_files, model_folders, register_model_folder
+from .host.folders import model_file_path, model_files, model_folders, register_model_folder
+from .values import Sam2Model, Sam2ModelType
 
 SAM2_FOLDER = "sam2"
 NO_FILE = "(no SAM 2 file found)"
 EXPECTED_FILES = ("sam2.1_hiera_base_plus.pt", "sam2.1_hiera_large.pt", "sam2_hiera_base_plus.pt (AdaptiveDrag's)",
                   "or a .safetensors conversion such as sam2.1_hiera_base_plus.safetensors")
 PRECISIONS = {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-Sam2ModelType = io.Custom("DRAGKIT_SAM2_MODEL")
-
 
 def register_folder() -> None:
     register_model_folder(SAM2_FOLDER)  # the folder other SAM 2 packs use
@@ -37,35 +32,12 @@ def missing_file_message() -> str:
             f"{', '.join(EXPECTED_FILES)}; then refresh the page (R)")
 
 
-class Sam2Holder(torch.nn.Module):
-    """SAM 2 inside a plain module: ModelPatcher records the device on the model it manages, and
-    SAM 2's own `device` is a read-only property."""
-
-    def __init__(self, sam: torch.nn.Module) -> None:
-        super().__init__()
-        self.sam = sam
-
-
-@dataclass(frozen=True, eq=False)
-class Sam2Model:
-    """The DRAGKIT_SAM2_MODEL value: the model under a ModelPatcher, what it is, and its compute dtype."""
-
-    patcher: object
-    variant: sam2_model.Sam2Variant
-    dtype: torch.dtype
-
-    def load(self) -> torch.nn.Module:
-        """The model on ComfyUI's compute device (ComfyUI frees room for it first)."""
-        model_management.load_models_gpu([self.patcher])
-        return self.patcher.model.sam
-
-
 def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
     chosen = PRECISIONS[precision]
     if chosen is not None:
         return chosen
     # auto: bf16 autocast where the device has fast bf16 (as Meta runs SAM 2), else float32
-    return torch.bfloat16 if device.type == "cuda" and model_management.should_use_bf16(device) else torch.float32
+    return torch.bfloat16 if host.has_fast_bf16(device) else torch.float32
 
 
 class DragKitSAM2Loader(CheckedNode):
@@ -106,7 +78,5 @@ class DragKitSAM2Loader(CheckedNode):
             model, variant = sam2_model.build_model(sam2_model.read_weights(path))
         except sam2_model.Sam2Error as exc:
             raise InputError(f"sam2_name: {exc}") from None
-        device = model_management.get_torch_device()
-        patcher_class = getattr(comfy.model_patcher, "CoreModelPatcher", comfy.model_patcher.ModelPatcher)
-        patcher = patcher_class(Sam2Holder(model), load_device=device, offload_device=model_management.unet_offload_device())
-        return io.NodeOutput(Sam2Model(patcher, variant, compute_dtype(precision, device)))
+        patcher = host.sam2_patcher(model)
+        return io.NodeOutput(Sam2Model(patcher, variant, compute_dtype(precision, patcher.load_device)))

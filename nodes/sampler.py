@@ -1,4 +1,5 @@
-"""DragKit Mutual-Attention Sampler: denoise the edit beside its reference, sharing keys/values."""
+"""The samplers that finish a drag: Mutual-Attention (denoise the edit beside its reference,
+sharing keys/values), CLoss (AdaptiveDrag) and Reference-Guided (EasyDrag)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import torch
 from comfy_api.v0_0_2 import io
 
 from ..core.attention import MutualSelfAttention, RecordedReference
+from ..core.families import DEFAULT_FAMILY
 from ..core.sampling import (CORRESPONDENCE_MODES, CorrespondenceLoss, guided_timesteps, mutual_attention_sample,
                              reference_guided_sample)
 from . import host
 from .checks import CheckedNode, InputError, checked, require_finite
-from .drag import check_edit_inputs
-from .types import EditType, inversion_conditioning_input
+from .values import EditType, check_edit_inputs, inversion_conditioning_input
+
+SAMPLING_KEY = "dragkit_sampling"  # the executed message's key with the sampling's figures (tests and tools read it)
 
 
 class DragKitMutualAttentionSampler(CheckedNode):
@@ -57,8 +60,8 @@ def sample_with_mutual_attention(model, edit, start_layer, end_layer, start_step
                                  layers=range(start_layer, end_layer + 1))
     recorded = recorded_reference(edit, model, policy, cond, denoiser.device)
     return run_sampling(denoiser, edit, lambda on_step: mutual_attention_sample(
-        denoiser, result.reference_latent, result.latent, cond, schedule, result.index, recorded.policy,
-        on_step=on_step, correspondence=correspondence, recorded=recorded),
+        denoiser, result.reference_latent, result.latent, cond, schedule, result.index, recorded,
+        on_step=on_step, correspondence=correspondence),
         reused=recorded.has(schedule.timesteps[result.index:]))
 
 
@@ -66,18 +69,17 @@ def recorded_reference(edit, model, policy: MutualSelfAttention, cond: torch.Ten
                        reference: tuple = ("denoised",)) -> RecordedReference:
     """The reference branch's keys and values for this sampling: those an earlier run recorded from
     the same inversion (so the same weights: see check_edit_inputs), model patches (e.g. another
-    node's attention patch added since), prompt, reference latent, start and layers (a re-drag: only the edited latent then goes through
-    the UNet), else a new recorder. `reference` names the kind of branch (the
-    unedited latent denoised again, or the stored inversion latents). The latest recording is kept on
-    the inversion (on the CPU when the model runs elsewhere, so no GPU memory is held between runs)."""
-    result, slot = edit.result, edit.inversion.recorded_reference
+    node's attention patch added since), prompt, reference latent, start and layers (a re-drag: only
+    the edited latent then goes through the UNet), else a new recorder, kept as the inversion's
+    latest (on the CPU when the model runs elsewhere, so no GPU memory is held between runs).
+    `reference` names the kind of branch (the unedited latent denoised again, or the stored
+    inversion latents)."""
+    result, recordings = edit.result, edit.inversion.recordings
     key = (reference, result.index, policy.selection(), host.patch_names(model))
-    kept = slot.get("latest")
-    if (kept is not None and kept["key"] == key and torch.equal(kept["cond"], cond)
-            and torch.equal(kept["reference_latent"], result.reference_latent)):
-        return kept["recorded"]
-    recorded = RecordedReference(policy, store=None if device.type == "cpu" else "cpu")
-    slot["latest"] = {"key": key, "cond": cond, "reference_latent": result.reference_latent, "recorded": recorded}
+    recorded = recordings.get(key, cond, result.reference_latent)
+    if recorded is None:
+        recorded = RecordedReference(policy, store=None if device.type == "cpu" else "cpu")
+        recordings.put(key, cond, result.reference_latent, recorded)
     return recorded
 
 
@@ -85,8 +87,10 @@ def mutual_attention_inputs() -> list:
     return [
         io.Model.Input("model", tooltip="The LoRA-finetuned model (the same as the drag's)."),
         EditType.Input("edit"),
-        io.Int.Input("start_layer", default=10, min=0, max=200, tooltip="First self-attention layer that shares."),
-        io.Int.Input("end_layer", default=15, min=0, max=200, tooltip="Last self-attention layer that shares."),
+        io.Int.Input("start_layer", default=DEFAULT_FAMILY.sharing_layers[0], min=0, max=200,
+                     tooltip="First self-attention layer that shares."),
+        io.Int.Input("end_layer", default=DEFAULT_FAMILY.sharing_layers[1], min=0, max=200,
+                     tooltip="Last self-attention layer that shares."),
         io.Int.Input("start_step", default=0, min=0, max=1000,
                      tooltip="Denoising step (0 = the first this sampler runs) from which the layers share."),
     ]
@@ -150,17 +154,17 @@ class DragKitCLossSampler(CheckedNode):
             return output
         losses = correspondence.losses
         summary = f"CLoss ({closs}) over {len(losses)} steps: {losses[0]:.4f} → {losses[-1]:.4f}"
-        return io.NodeOutput(*output.args, ui={"text": [summary, *output.ui["text"]]})
+        (figures,) = output.ui[SAMPLING_KEY]
+        return io.NodeOutput(*output.args, ui={"text": [summary, *output.ui["text"]],
+                                               SAMPLING_KEY: [{**figures, "closs": closs, "closs_losses": list(losses)}]})
 
 
 def prepare_sampling(model, edit, conditioning):
     """What every sampler node does first: the edit must come from this model; the prompt defaults
     to the inversion's. Returns the loaded denoiser and the text context."""
     check_edit_inputs(model, edit.inversion)
-    denoiser = host.ComfyDenoiser(model)
-    denoiser.load()
-    cond = host.text_context(edit.inversion.conditioning if conditioning is None else conditioning)
-    return denoiser, cond.to(denoiser.device)
+    denoiser = host.loaded_denoiser(model)
+    return denoiser, edit.inversion.context(conditioning).to(denoiser.device)
 
 
 def run_sampling(denoiser, edit, sample, reused: bool) -> io.NodeOutput:
@@ -172,11 +176,10 @@ def run_sampling(denoiser, edit, sample, reused: bool) -> io.NodeOutput:
         return io.NodeOutput({"samples": denoiser.from_model_latent(edit.result.latent)})
     latent = sample(host.Progress(steps).update)
     require_finite(latent, "the sampled latent")
-    text = (REFERENCE_REUSED if reused else "reference branch: denoised beside the edit and recorded for re-drags")
-    return io.NodeOutput({"samples": denoiser.from_model_latent(latent)}, ui={"text": [text]})
-
-
-REFERENCE_REUSED = "reference branch: read from an earlier run's recording (re-drag), only the edit denoised"
+    text = ("reference branch: read from an earlier run's recording (re-drag), only the edit denoised" if reused
+            else "reference branch: denoised beside the edit and recorded for re-drags")
+    figures = {"steps": steps, "reference": "read" if reused else "recorded"}
+    return io.NodeOutput({"samples": denoiser.from_model_latent(latent)}, ui={"text": [text], SAMPLING_KEY: [figures]})
 
 
 REFERENCE_LATENTS = {"code: one level cleaner (L[i])": False, "same level (L[i+1])": True}
@@ -223,6 +226,9 @@ class DragKitReferenceGuidedSampler(CheckedNode):
         consistent = REFERENCE_LATENTS[reference_latent]
         recorded = recorded_reference(edit, model, policy, cond, denoiser.device, reference=("stored", consistent))
         return run_sampling(denoiser, edit, lambda on_step: reference_guided_sample(
-            denoiser, result.latent, inversion, cond, result.index, recorded.policy, guidance_weight, ref_start_step,
-            consistent, on_step=on_step, recorded=recorded),
+            denoiser, result.latent, inversion, cond, result.index, recorded, guidance_weight, ref_start_step,
+            consistent, on_step=on_step),
             reused=recorded.has(guided_timesteps(inversion.schedule.timesteps, result.index, ref_start_step)))
+
+
+SAMPLER_NODES = [DragKitMutualAttentionSampler, DragKitReferenceGuidedSampler, DragKitCLossSampler]

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..families import DEFAULT_FAMILY
 from ..denoiser import Denoiser
 from ..drag import DragSpec
 from ..inversion import Inversion
@@ -34,6 +35,7 @@ from ..motion import (
     reached,
     sample_patches,
 )
+from .recipe import CLOSS, InversionPreset, Recipe
 from . import BUDGET, REACHED, DragResult
 
 BUDGET_MODES = ("adaptive", "official")
@@ -44,7 +46,7 @@ class AdaptiveDragSettings:
     """The specification's choices (adaptivedrag.md §8); lengths in feature-grid pixels."""
 
     learning_rate: float = 0.01  # Adam on z_t (UI latent_lr)
-    feature_block: int = 2  # up_blocks[2] (the code's unet_feature_idx 3)
+    feature_block: int = DEFAULT_FAMILY.block("motion")  # SD 1.5: up_blocks[2] (the code's unet_feature_idx 3)
     feature_scale: float = 0.5  # sup_res = int(H/2) × int(W/2)
     initial_budget: int = 160  # n_init (the UI's n_pix_step)
     max_budget: int = 300  # n_max (paper §4.1; the code's inert max_step is 500)
@@ -241,3 +243,17 @@ def optimise(
             log.record(loss, handles)
 
     return log.result(z, start, index, handles, stop_reason)
+
+
+# adaptivedrag.md §2–3: LoRA as DragDiffusion; 0.7 is the paper's "35th step", its released UI inverts 0.8
+RECIPE = Recipe(
+    name="AdaptiveDrag",
+    key="adaptivedrag",
+    node_id="DragKitAdaptiveDrag",
+    settings=AdaptiveDragSettings,
+    optimise=optimise,
+    lora_steps=80,
+    inversion=InversionPreset("AdaptiveDrag", 0.7),
+    sampler=CLOSS,
+    code_inversion=InversionPreset("AdaptiveDrag (code UI)", 0.8),
+)

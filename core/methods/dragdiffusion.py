@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from ..families import DEFAULT_FAMILY
 from ..denoiser import Denoiser
 from ..drag import DragSpec
 from ..inversion import Inversion
@@ -29,6 +30,7 @@ from ..motion import (
     reached,
     track_points,
 )
+from .recipe import MUTUAL_ATTENTION, InversionPreset, Recipe
 from . import BUDGET, REACHED, DragResult
 
 
@@ -38,7 +40,7 @@ class DragDiffusionSettings:
 
     learning_rate: float = 0.01  # Adam on z_t, default betas (§3.5)
     max_iterations: int = 80  # n_pix_step (§3.6)
-    feature_block: int = 2  # diffusers up_blocks[2]: the code's unet_feature_idx 3 counts the mid-block first (§3.4)
+    feature_block: int = DEFAULT_FAMILY.block("motion")  # SD 1.5: diffusers up_blocks[2]: the code's unet_feature_idx 3 counts the mid-block first (§3.4)
     feature_scale: float = 0.5  # features, points and radii at half the image size (§3.4)
     patch_radius: int = 1  # r1: 3×3 motion-supervision patch (§3.5)
     step: float = 1.0  # unit step along the direction to the target (§3.5)
@@ -110,3 +112,16 @@ def optimise(
             log.record(loss, handles)
 
     return log.result(z, start, index, handles, stop_reason)
+
+
+# dragdiffusion.md §3.2 (LoRA 80), §3.3 (strength 0.7); mutual-attention sampling §3.8
+RECIPE = Recipe(
+    name="DragDiffusion",
+    key="dragdiffusion",
+    node_id="DragKitDragDiffusion",
+    settings=DragDiffusionSettings,
+    optimise=optimise,
+    lora_steps=80,
+    inversion=InversionPreset("DragDiffusion", 0.7),
+    sampler=MUTUAL_ATTENTION,
+)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from ..families import DEFAULT_FAMILY
 from ..denoiser import Denoiser
 from ..drag import DragSpec
 from ..inversion import Inversion
@@ -24,12 +25,14 @@ from ..motion import (
     FeatureGrid,
     FeatureProbe,
     Observation,
+    RegionError,
     StepLog,
     gradient_step,
     keep_mask,
     outside_mask_loss,
 )
-from ..regions import RegionMotion, Warp, region_motions
+from ..regions import RegionMotion, Warp, check_regions, region_motions
+from .recipe import MUTUAL_ATTENTION, InversionPreset, Recipe
 from . import BUDGET, REACHED, DragResult
 from .gooddrag import AlternatingDrag, GoodDragSettings
 
@@ -48,7 +51,7 @@ class DragNeXtSettings:
     pbsi_timesteps: int = 5  # 741 … 661 from strength 0.75 of 50 (§3.3)
     ramp_timesteps: int = 3  # S: η reaches 1 at the end of the third timestep (code's drag_end_step)
     eta_mode: str = "code"
-    feature_block: int = 2  # up_blocks[2], the code's feature_idx 3 (§2.2); the paper concatenates all stages
+    feature_block: int = DEFAULT_FAMILY.block("motion")  # SD 1.5: up_blocks[2], the code's feature_idx 3 (§2.2); the paper concatenates all stages
     feature_scale: float = 0.5
     feature_weight: float = 10.0  # w_f · mean L1 (§2.3)
     mask_weight: float = 0.2  # λ of R_M, a sum-L1 (§2.3)
@@ -78,6 +81,12 @@ class DragNeXtSettings:
                        feature_block=self.feature_block, feature_scale=self.feature_scale)
 
 
+def check_drag(spec: DragSpec, settings: DragNeXtSettings = DragNeXtSettings()) -> None:
+    """Raises DragSpecError naming the pair when a painted region cannot be moved on this method's
+    feature grid: what the Editor checks when a prompt is queued (optimise refuses the same)."""
+    check_regions(spec, FeatureGrid.scaled(spec.width, spec.height, settings.feature_scale), settings.angle_step)
+
+
 def region_loss(features: torch.Tensor, reference: torch.Tensor, warp: Warp, weight: float) -> torch.Tensor:
     """w_f · mean over channels and target pixels of |F1[ρ] − sg(F0[Π⁻¹ρ])|."""
     moved = features[0].flatten(1)[:, warp.target]
@@ -95,12 +104,12 @@ def optimise(
 ) -> DragResult:
     """PBSI from the inversion's timestep; the result sits after the last PBSI timestep's DDIM step.
 
-    `measures` holds each pair's region error at its final target (η = 1) on the last PBSI
+    `region_errors` holds each pair's region error at its final target (η = 1) on the last PBSI
     timestep, of the unedited latent ("pair i region error before") and the edited one ("… after").
     Call it outside inference mode."""
     grid = FeatureGrid.scaled(spec.width, spec.height, settings.feature_scale)
+    motions = region_motions(spec, grid, settings.fallback_radius, settings.angle_step)  # refuses bad regions first
     probe = FeatureProbe(denoiser, inversion.schedule, cond, settings.feature_block, grid)
-    motions = region_motions(spec, grid, settings.fallback_radius, settings.angle_step)
     timesteps = inversion.timesteps[: settings.pbsi_timesteps]
     point_steps = min(settings.point_timesteps, len(timesteps)) * 30  # at most 10 tracks of 3 steps each
     log = StepLog(len(timesteps) * settings.iterations + point_steps, grid, on_step)
@@ -111,7 +120,7 @@ def optimise(
         points = AlternatingDrag(spec, settings.point_settings(), probe, inversion.latent, log)
 
     edited = unedited = inversion.latent.detach().float()
-    measures = ()
+    region_errors = ()
     with torch.enable_grad():
         for i, t in enumerate(timesteps):
             with torch.no_grad():
@@ -125,7 +134,7 @@ def optimise(
                 seen = probe(z, t)  # its ẑ_{t−1} is the plain DDIM step
             edited, unedited = seen.previous, reference.previous
             if i == len(timesteps) - 1:
-                measures = lro.final_errors(seen, reference)
+                region_errors = lro.final_errors(seen, reference)
     final_eta = settings.eta(len(timesteps) - 1, settings.iterations - 1) if len(timesteps) else 0.0
     handles = torch.tensor([m.handle_at(final_eta) for m in motions], dtype=torch.float32)
     dtype = inversion.latent.dtype
@@ -136,7 +145,7 @@ def optimise(
         handles=grid.to_image(handles),
         losses=tuple(log.losses),
         stop_reason=REACHED if final_eta >= 1.0 else BUDGET,
-        measures=measures,
+        region_errors=region_errors,
     )
 
 
@@ -169,18 +178,18 @@ class _RegionOptimisation:
             self.log.record(loss, self._handles(eta), self._targets(warps))
         return z.detach()
 
-    def final_errors(self, seen: Observation, reference: Observation) -> tuple[tuple[str, float], ...]:
+    def final_errors(self, seen: Observation, reference: Observation) -> tuple[RegionError, ...]:
         """Each pair's region error at η = 1, of the unedited ("before") and the edited ("after")
         features at one timestep; pairs whose region does not move are left out."""
         weight = self.settings.feature_weight
-        measures = []
+        errors = []
         for pair, motion in enumerate(self.motions, start=1):
             warp = motion.warp_at(1.0)
             if warp is None or not warp.target.numel():
                 continue
-            for when, features in (("before", reference.features), ("after", seen.features)):
-                measures.append((f"pair {pair} region error {when}", float(region_loss(features, reference.features, warp, weight))))
-        return tuple(measures)
+            before, after = (float(region_loss(f, reference.features, warp, weight)) for f in (reference.features, seen.features))
+            errors.append(RegionError(pair, before, after))
+        return tuple(errors)
 
     def _handles(self, eta: float) -> torch.Tensor:
         return torch.tensor([motion.handle_at(eta) for motion in self.motions], dtype=torch.float32)
@@ -191,3 +200,16 @@ class _RegionOptimisation:
         for warp in warps:
             union |= warp.target_mask(size).cpu()
         return union
+
+
+# dragnext.md §3.2: trains and inverts as GoodDrag
+RECIPE = Recipe(
+    name="DragNeXt",
+    key="dragnext",
+    node_id="DragKitDragNeXt",
+    settings=DragNeXtSettings,
+    optimise=optimise,
+    lora_steps=70,
+    inversion=InversionPreset("GoodDrag / DragNeXt", 0.75),
+    sampler=MUTUAL_ATTENTION,
+)

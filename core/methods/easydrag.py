@@ -22,11 +22,13 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
+from ..families import DEFAULT_FAMILY
 from ..attention import MutualSelfAttention, RecordedReference
 from ..denoiser import Denoiser
 from ..drag import DragSpec
 from ..inversion import Inversion
 from ..motion import DragStepCallback, FeatureGrid, StepLog, feature_vectors, gradient_step
+from .recipe import REFERENCE_GUIDED, InversionPreset, Recipe
 from . import BUDGET, REACHED, DragResult
 
 
@@ -36,7 +38,7 @@ class EasyDragSettings:
 
     learning_rate: float = 0.01  # Adam on z_t (§4.8)
     max_iterations: int = 50  # n_pix_step (§4.5)
-    feature_blocks: tuple[int, ...] = (1, 2)  # diffusers up_blocks[1] + [2] (§4.3)
+    feature_blocks: tuple[int, ...] = DEFAULT_FAMILY.tap("easydrag")  # SD 1.5: diffusers up_blocks[1] + [2] (§4.3)
     step: float = 12.0  # K: the next point lies K pixels along the line to the target (§4.4)
     snap_distance: float = 18.0  # code: closer than this, the next point is the target; paper: K (§4.4)
     reached_weight: float = 0.1  # code: a handle on its target weighs 0.1 in the point loss; paper: 1 (§4.4)
@@ -189,3 +191,18 @@ def optimise(
             log.record(loss, handles)
 
     return log.result(z, inversion.latent, index, handles, stop_reason)
+
+
+# easydrag.md §3 (no LoRA; the 35th of 50 steps, t = 681), §4.9 (reference-guided sampling)
+RECIPE = Recipe(
+    name="EasyDrag",
+    key="easydrag",
+    node_id="DragKitEasyDrag",
+    settings=EasyDragSettings,
+    optimise=optimise,
+    lora_steps=0,
+    inversion=InversionPreset("EasyDrag", 0.7),
+    sampler=REFERENCE_GUIDED,
+    feature_tap="easydrag",
+    feature_field="feature_blocks",
+)

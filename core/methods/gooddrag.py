@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from ..families import DEFAULT_FAMILY
 from ..denoiser import Denoiser
 from ..drag import DragSpec
 from ..inversion import Inversion
@@ -33,6 +34,7 @@ from ..motion import (
     reached,
     track_points,
 )
+from .recipe import MUTUAL_ATTENTION, InversionPreset, Recipe
 from . import BUDGET, REACHED, STALLED, DragResult
 
 
@@ -45,7 +47,7 @@ class GoodDragSettings:
     drag_timesteps: int = 7  # K/B: drag at the first 7 inverted timesteps (§3.6)
     tracks_per_timestep: int = 10  # B drag operations per denoising step (§3.6)
     steps_per_track: int = 3  # J motion-supervision steps per tracking (§3.6, Eq. 9)
-    feature_block: int = 2  # up_blocks[2], the code's index 3 (§3.5); paper: "last layer", up_blocks[3]
+    feature_block: int = DEFAULT_FAMILY.block("motion")  # SD 1.5: up_blocks[2], the code's index 3 (§3.5); paper: "last layer", up_blocks[3]
     feature_scale: float = 0.5  # half the image size (§3.5); paper: the input image size, 1.0
     patch_radius: int = 4  # r1: 9×9 patch (§3.7)
     step: float = 4.0  # β (§3.7)
@@ -200,3 +202,16 @@ class AlternatingDrag:
         moved = track_points(features, self.handles, anchors, self.settings.track_radius)
         self.stalls = count_stalls(self.stalls, self.handles, moved)
         self.handles = moved
+
+
+# gooddrag.md §3.2 (LoRA 70), §3.3 (strength 0.75)
+RECIPE = Recipe(
+    name="GoodDrag",
+    key="gooddrag",
+    node_id="DragKitGoodDrag",
+    settings=GoodDragSettings,
+    optimise=optimise,
+    lora_steps=70,
+    inversion=InversionPreset("GoodDrag / DragNeXt", 0.75),
+    sampler=MUTUAL_ATTENTION,
+)

@@ -142,7 +142,7 @@ def test_mutual_attention_sampling_from_a_recording_follows_the_pair_batch():
                                        MutualSelfAttention(schedule.timesteps, first_step=index))
         counting.passes.forward_rows = 0
         alone = mutual_attention_sample(counting, reference, edited, STRUCTURE_CONTEXT, schedule, index,
-                                        recorded.policy, recorded=recorded)
+                                        recorded)
         assert (alone - pair).abs().max() < 1e-4, (seed, (alone - pair).abs().max())
         assert not torch.allclose(alone, mutual_attention_sample(denoiser, edited, edited, STRUCTURE_CONTEXT, schedule,
                                                                  index, recorded.policy), atol=1e-3)

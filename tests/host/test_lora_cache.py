@@ -55,7 +55,7 @@ def result(value: float, size: int = 256):
 
 def test_saved_entry_is_reused_and_nothing_partial_is_left(tmp_path):
     from dragkit.core.lora import LoraSettings
-    from dragkit.nodes import lora_cache
+    from dragkit.core import lora_cache
 
     path = lora_cache.entry_path(tmp_path, "model-a", LATENT, CONTEXT, LoraSettings())
     assert path.name.startswith(f"v{lora_cache.KEY_VERSION}-")
@@ -70,7 +70,7 @@ def test_saved_entry_is_reused_and_nothing_partial_is_left(tmp_path):
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "nan"])
 def test_an_unusable_entry_is_removed_with_a_warning_naming_it(tmp_path, caplog, damage):
     from dragkit.core.lora import LoraSettings
-    from dragkit.nodes import lora_cache
+    from dragkit.core import lora_cache
 
     path = lora_cache.entry_path(tmp_path, "model", LATENT, CONTEXT, LoraSettings())
     lora_cache.save(path, result(float("nan") if damage == "nan" else 0.5))
@@ -89,7 +89,7 @@ def test_the_folder_is_kept_under_its_bound_least_recently_used_first(tmp_path):
     import os
 
     from dragkit.core.lora import LoraSettings
-    from dragkit.nodes import lora_cache
+    from dragkit.core import lora_cache
 
     paths = [lora_cache.entry_path(tmp_path, f"model-{i}", LATENT, CONTEXT, LoraSettings()) for i in range(4)]
     size = 256 * 256 * 4 + 1024  # one entry, roughly

@@ -42,7 +42,7 @@ def train(model, steps, on_step=None, seed=0, micro_batch_size=0):
         denoiser.load_for_gradients()
         x0 = smooth_latent()
         cond = torch.zeros(1, 77, 768)
-        return train_lora(denoiser.unet, denoiser, x0, cond, settings, on_step), denoiser
+        return train_lora(denoiser, x0, cond, settings, on_step), denoiser
 
 
 def test_loss_falls_and_no_peft_module_remains(tiny_model):

@@ -29,7 +29,7 @@ def train(dtype, steps):
     with host.gradients():
         denoiser = host.ComfyDenoiser(patcher, for_gradients=True)
         denoiser.load_for_gradients()
-        return train_lora(denoiser.unet, denoiser, smooth_latent((8, 8)), CONTEXT, LoraSettings(steps=steps, batch_size=4))
+        return train_lora(denoiser, smooth_latent((8, 8)), CONTEXT, LoraSettings(steps=steps, batch_size=4))
 
 
 @pytest.fixture(scope="module")
@@ -129,5 +129,5 @@ def test_dragnext_is_finite_in_float32_and_lowers_the_region_error(dtype):
         result = dragnext.optimise(denoiser, inversion, spec, CONTEXT, settings)
     assert result.latent.dtype == torch.float32 and torch.isfinite(result.latent).all()
     assert len(result.losses) == 20 and all(torch.isfinite(torch.tensor(result.losses)))
-    errors = dict(result.measures)
-    assert errors["pair 1 region error after"] < errors["pair 1 region error before"], f"{dtype}: {errors}"
+    (error,) = result.region_errors
+    assert error.pair == 1 and error.after < error.before, f"{dtype}: {error}"

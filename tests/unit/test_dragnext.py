@@ -163,8 +163,8 @@ def test_the_handle_region_moves_to_its_target_in_feature_space():
     reports = []
     result = dragnext.optimise(s.denoiser, s.inversion, region_spec(), s.cond,
                                on_step=lambda *report, **extra: reports.append((report, extra)))
-    measures = dict(result.measures)
-    assert measures["pair 1 region error after"] < 0.5 * measures["pair 1 region error before"]
+    (error,) = result.region_errors
+    assert error.pair == 1 and error.after < 0.5 * error.before
     assert result.handles[0] == pytest.approx(TARGET)
     assert [r[0][1] for r in reports] == [50] * 50
     assert reports[0][1]["regions"].sum() == 0  # nothing to move yet at η = 1/30
@@ -178,8 +178,8 @@ def test_rotations_and_deformations_run_and_lower_the_region_error(kind, center)
     # rotate: the handle is below the centre and the target right of it, a quarter turn
     spec = region_spec(kind, target=(64.0, 48.0) if kind == "rotate" else TARGET, center=center)
     result = dragnext.optimise(s.denoiser, s.inversion, spec, s.cond)
-    measures = dict(result.measures)
-    assert measures["pair 1 region error after"] < measures["pair 1 region error before"]
+    (error,) = result.region_errors
+    assert error.pair == 1 and error.after < error.before
     assert torch.isfinite(result.latent).all()
 
 

@@ -108,8 +108,8 @@ def test_a_recorded_reference_gives_the_pair_result_and_a_second_edit_passes_the
     recorded = RecordedReference(MutualSelfAttention(schedule.timesteps, first_step=START_INDEX + 3, layers=[10, 13, 15]))
     progress = []
 
-    first = mutual_attention_sample(denoiser, reference, edited, cond, schedule, START_INDEX, recorded.policy,
-                                    on_step=lambda *report: progress.append(report), recorded=recorded)
+    first = mutual_attention_sample(denoiser, reference, edited, cond, schedule, START_INDEX, recorded,
+                                    on_step=lambda *report: progress.append(report))
     steps = len(schedule.timesteps) - START_INDEX
     assert progress == [(done, steps) for done in range(1, steps + 1)]
     assert torch.equal(first, pair)  # the first run is the pair batch, recording as it goes
@@ -117,8 +117,7 @@ def test_a_recorded_reference_gives_the_pair_result_and_a_second_edit_passes_the
 
     other = edited.flip(-1)  # a re-drag: another edited latent, the same reference
     denoiser.predicted_timesteps.clear()
-    again = mutual_attention_sample(denoiser, reference, other, cond, schedule, START_INDEX, recorded.policy,
-                                    recorded=recorded)
+    again = mutual_attention_sample(denoiser, reference, other, cond, schedule, START_INDEX, recorded)
     assert len(denoiser.predicted_timesteps) == steps  # the edited row's passes only
     expected = mutual_attention_sample(denoiser, reference, other, cond, schedule, START_INDEX, policy)
     torch.testing.assert_close(again, expected, rtol=1e-12, atol=1e-12)
@@ -219,7 +218,7 @@ def test_reference_guidance_from_a_recording_gives_the_pair_result_and_a_redrag_
     for edited in (latents[1], latents[1].flip(-1)):  # an edit, then a re-drag of the same inversion
         pair = reference_guided_sample(denoiser, edited, stored, cond, START_INDEX, decoder_sharing(schedule), **options)
         rows.clear()
-        out = reference_guided_sample(denoiser, edited, stored, cond, START_INDEX, recorded.policy, recorded=recorded,
+        out = reference_guided_sample(denoiser, edited, stored, cond, START_INDEX, recorded,
                                       **options)
         torch.testing.assert_close(out, pair, rtol=1e-12, atol=1e-12)
         # 35 plain passes and 20 guided ones; the first run's guided passes carry the stored latent too

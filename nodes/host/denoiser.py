@@ -1,16 +1,14 @@
-"""The one door into ComfyUI internals: ComfyUI's side of core's `Denoiser` protocol.
+"""The Denoiser door: core's `Denoiser` protocol on a ComfyUI MODEL.
 
-Everything that touches `comfy.*` lives here, so a ComfyUI update breaks one file. The user's
-MODEL (a ModelPatcher) is never patched: `ComfyDenoiser` works on a `clone()` and passes its
-feature taps and attention hooks per call through `transformer_options`, so nothing outlives a
-node, whether it returns, fails or is cancelled.
+The user's MODEL (a ModelPatcher) is never patched: `ComfyDenoiser` works on a `clone()` and passes
+its feature taps and attention hooks per call through `transformer_options`, so nothing outlives a
+node, whether it returns, fails or is cancelled. `loaded_denoiser` is the one way nodes make one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-from pathlib import Path
 from typing import Iterator, Sequence
 
 import torch
@@ -18,14 +16,23 @@ from PIL import Image
 
 import comfy.ldm.modules.attention as comfy_attention
 import comfy.model_management as model_management
-import comfy.sd
-import comfy.utils
-import folder_paths
 import latent_preview
 
-from ..core.denoiser import AttentionCall, AttentionHookSlot, Prediction
+from ...core.denoiser import AttentionCall, AttentionHookSlot, Prediction
+from .models import check_supported, model_options_patch_names
 
 _PLACES = {"input": "down", "middle": "mid", "output": "up"}
+
+
+def loaded_denoiser(model, for_gradients: bool = False) -> "ComfyDenoiser":
+    """A ComfyDenoiser on a clone of `model`, loaded through ComfyUI's model management; with
+    `for_gradients` (call inside `runtime.gradients()`), loaded whole with ordinary parameters."""
+    denoiser = ComfyDenoiser(model, for_gradients=for_gradients)
+    if for_gradients:
+        denoiser.load_for_gradients()
+    else:
+        denoiser.load()
+    return denoiser
 
 
 class ComfyDenoiser(AttentionHookSlot):
@@ -90,8 +97,9 @@ class ComfyDenoiser(AttentionHookSlot):
         return len(self._self_attention)
 
     @property
-    def unet(self) -> torch.nn.Module:
-        """The shared UNet module (for LoRA layers that must live in it while training)."""
+    def trainable_module(self) -> torch.nn.Module:
+        """The module `predict` runs, for LoRA layers that live in it while training (the clone's
+        own UNet: a gradient clone is ComfyUI's non-dynamic delegate, whose weights are ordinary)."""
         return self._unet
 
     def fingerprint(self) -> str:
@@ -104,7 +112,7 @@ class ComfyDenoiser(AttentionHookSlot):
         for name, tensor in (*self._unet.named_parameters(), *self._unet.named_buffers()):
             digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
             digest.update(tensor.detach().contiguous().view(torch.uint8).cpu().numpy().tobytes())
-        digest.update(_patch_names(self.patcher.model_options).encode())
+        digest.update(model_options_patch_names(self.patcher.model_options).encode())
         return digest.hexdigest()
 
     def preview(self, latent: torch.Tensor) -> Image.Image:
@@ -231,43 +239,6 @@ def _static_clone(model):
     return model.clone()
 
 
-def _patch_names(model_options: dict) -> str:
-    """The keys of a model's non-weight patches, as a stable string."""
-    options = model_options.get("transformer_options", {})
-    names = {kind: sorted(map(str, entries)) for kind, entries in options.get("patches_replace", {}).items()}
-    names.update({kind: len(entries) for kind, entries in options.get("patches", {}).items()})
-    names["wrappers"] = sorted(k for k in model_options if "wrapper" in k or "cfg" in k)
-    return repr(sorted(names.items()))
-
-
-SUPPORTED_FAMILIES = "SD 1.x and SD 2.x (ε- or v-prediction)"
-
-
-def check_supported(model) -> None:
-    """Refuse, before any work, a MODEL that is not an SD 1.x / 2.x UNet without extra inputs."""
-    import comfy.supported_models as families
-
-    config = getattr(getattr(model, "model", None), "model_config", None)
-    name = type(config).__name__ if config is not None else type(getattr(model, "model", model)).__name__
-    plain_sd = isinstance(config, (families.SD15, families.SD20)) and not getattr(model.model, "adm_channels", 0)
-    if not plain_sd:
-        raise ValueError(
-            f"model: DragKit supports {SUPPORTED_FAMILIES} checkpoints; this model is {name}. "
-            "Load an SD 1.5 (or SD 2.x) checkpoint for the DragKit nodes"
-        )
-
-
-def same_model(a, b) -> bool:
-    """Whether two MODELs compute the same (the same weights and weight patches)."""
-    return a is b or a.clone_has_same_weights(b)
-
-
-def patch_names(model) -> str:
-    """A MODEL's non-weight patches (attention replacements, wrappers) by name: with `same_model`,
-    whether two MODELs compute the same."""
-    return _patch_names(model.model_options)
-
-
 class _FeaturesTaken(Exception):
     """Raised by the last output tap of a features-only call: the rest of the UNet is not needed."""
 
@@ -308,61 +279,3 @@ def _self_attention_sites(unet) -> list[tuple[tuple[str, int, int], str]]:
     return sites
 
 
-@contextlib.contextmanager
-def gradients() -> Iterator[None]:
-    """Autograd inside a node: ComfyUI runs every node under inference mode. Current ComfyUI also
-    has a training flag that keeps its ops off kernels without a backward pass."""
-    training = getattr(model_management, "in_training", None)
-    if training is not None:
-        model_management.in_training = True
-    try:
-        with torch.inference_mode(False), torch.enable_grad():
-            yield
-    finally:
-        if training is not None:
-            model_management.in_training = training
-
-
-def check_interrupted() -> None:
-    """Raise ComfyUI's interruption (reported as 'interrupted', not as an error) if the user cancelled."""
-    model_management.throw_exception_if_processing_interrupted()
-
-
-class Progress:
-    """ComfyUI's progress bar (which also checks for cancel), with an optional preview image."""
-
-    def __init__(self, total: int) -> None:
-        self._bar = comfy.utils.ProgressBar(total)
-
-    def update(self, done: int, total: int, preview: Image.Image | None = None) -> None:
-        check_interrupted()
-        self._bar.update_absolute(done, total, None if preview is None else ("JPEG", preview, 512))
-
-
-def text_context(conditioning: list, what: str = "conditioning") -> torch.Tensor:
-    """The text embedding of a CONDITIONING: its first entry's cross-attention context (area,
-    mask, ControlNet and further entries are not used inside DragKit's own UNet calls)."""
-    if not conditioning:
-        raise ValueError(f"{what}: the conditioning is empty; connect a CLIPTextEncode output")
-    context = conditioning[0][0]
-    if not torch.isfinite(context).all():
-        raise ValueError(f"{what}: the text embedding has non-finite values; check the CLIP model and prompt")
-    return context.clone()
-
-
-def encode_image(vae, image: torch.Tensor) -> torch.Tensor:
-    """IMAGE [B, H, W, C] → the raw VAE latent, as VAEEncode would give it."""
-    return vae.encode(image[:, :, :, :3])
-
-
-def with_lora(model, lora: dict[str, torch.Tensor]):
-    """A clone of `model` with a LORA_MODEL applied through ComfyUI's patch mechanism."""
-    patched, _ = comfy.sd.load_lora_for_models(model, None, lora, 1.0, 0)
-    return patched
-
-
-def cache_directory(kind: str) -> Path:
-    """DragKit's on-disk cache folder for `kind`, in ComfyUI's user directory (survives restarts)."""
-    path = Path(folder_paths.get_user_directory()) / "dragkit" / kind
-    path.mkdir(parents=True, exist_ok=True)
-    return path

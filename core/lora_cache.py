@@ -21,7 +21,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from ..core.lora import LoraResult, LoraSettings, LoraTrainingError, check_finite
+from .lora import LoraResult, LoraSettings, LoraTrainingError, check_finite
 
 KEY_VERSION = 2  # bump when what the key covers, or the file layout, changes
 MAX_BYTES = 2 << 30  # the folder's size bound (an SD 1.5 rank-16 LoRA is about 13 MB)

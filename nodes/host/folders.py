@@ -1,5 +1,5 @@
 """ComfyUI's folders as DragKit uses them: its own model folders (`models/sam2`, `models/lpips`) and
-the input folder. The one place besides host.py that talks to `folder_paths`."""
+the input folder, and the cache folders. The one place that talks to `folder_paths`."""
 
 from __future__ import annotations
 
@@ -35,3 +35,10 @@ def model_folders(name: str) -> str:
 
 def input_directory() -> Path:
     return Path(folder_paths.get_input_directory())
+
+
+def cache_directory(kind: str) -> Path:
+    """DragKit's on-disk cache folder for `kind`, in ComfyUI's user directory (survives restarts)."""
+    path = Path(folder_paths.get_user_directory()) / "dragkit" / kind
+    path.mkdir(parents=True, exist_ok=True)
+    return path
