@@ -23,10 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests" / "host"), str(ROOT / "tests")]
-
-from comfy_server import ComfyClient, prepare_base_directory, running_server  # noqa: E402
+from harness.comfy_server import ComfyClient, prepare_base_directory, running_server
 
 def test_picture(width: int, height: int) -> Image.Image:
     y, x = np.mgrid[0:height, 0:width]
@@ -99,7 +96,7 @@ def main() -> int:
 
     import torch
 
-    from models import SD15_UNET, STRUCTURE_UNET, write_tiny_checkpoint
+    from harness.checkpoints import SD15_UNET, STRUCTURE_UNET, write_tiny_checkpoint
 
     width, height = (128, 64) if args.smoke else (512, 512)
     checkpoint = "structure_sd15_clip.safetensors" if args.smoke else "sd15_shaped_clip_fp16.safetensors"

@@ -9,5 +9,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 if [ -z "${DRAGKIT_PYTHON:-}" ] || [ -z "${COMFYUI_PATH:-}" ]; then
   source "$here/scripts/env.sh"
   use_current_comfyui
+else
+  source "$here/scripts/import_root.sh"
 fi
 exec "$DRAGKIT_PYTHON" -P "$here/benchmarks/gpu_check.py" "$@"

@@ -20,8 +20,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from methods import gradient_denoiser, load_model  # noqa: E402
+from harness.checkpoints import gradient_denoiser, load_model
 
 
 def reconstruction_error(denoiser, latent: torch.Tensor, cond: torch.Tensor, strength: float) -> float:

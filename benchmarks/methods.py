@@ -3,7 +3,7 @@
 For LoRA, inversion, drag and sampling: wall time, UNet forward calls and latent rows, rows gone
 through backward, UNet work in F (a batch-1 forward; backward 2 F) and peak memory (CUDA max
 allocated, or the process's peak RSS on the CPU). Per method, our work per edit beside the official
-code's for the same number of gradient steps, and the authors' published times (anchors.py).
+code's for the same number of gradient steps, and the authors' published times (harness/anchors.py).
 `--model tiny` (default): one decoder stage, on the CPU. `--model structure`: the demo's checkpoint
 (SD 1.5's layout at CPU size), on the CPU. `--model sd15`: SD 1.5's full UNet in fp16, on a GPU
 (`--size 512`). `--json FILE` writes every figure. The row `re-sample` is a re-drag's sampling, which
@@ -16,22 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests" / "host"), str(ROOT / "tests"), str(ROOT / "benchmarks")]
-
-from pack import register_pack  # noqa: E402
-from comfy_inprocess import import_comfy  # noqa: E402
-from models import SD15_UNET, write_structure_checkpoint, write_tiny_checkpoint  # noqa: E402
-
-register_pack()
-from anchors import OFFICIAL  # noqa: E402
-from edit_stages import METHODS, STAGES, Edit, run_edit  # noqa: E402
+from harness.anchors import OFFICIAL
+from harness.checkpoints import gradient_denoiser, load_model
+from harness.edit_stages import METHODS, STAGES, Edit, run_edit
 
 
 def main() -> int:
@@ -93,36 +85,6 @@ def main() -> int:
         args.json.write_text(json.dumps(record, indent=1))
         print(f"wrote {args.json}")
     return 0
-
-
-def load_model(kind: str, checkpoint: Path | None = None):
-    """ComfyUI's MODEL of `checkpoint`, or of a generated random-weight one: `tiny`, `structure` or
-    `sd15` (SD 1.5's full UNet in fp16, on the GPU); ComfyUI is imported here, on the CPU unless
-    `sd15` or a checkpoint of yours with a GPU present."""
-    import_comfy(cpu=kind != "sd15" and not (checkpoint and torch.cuda.is_available()))
-    import comfy.sd
-
-    torch.manual_seed(0)
-    with tempfile.TemporaryDirectory() as folder:
-        path = checkpoint or write_generated(kind, Path(folder) / "sd15_shaped.safetensors")
-        with torch.inference_mode():
-            model, *_ = comfy.sd.load_checkpoint_guess_config(str(path), output_vae=False, output_clip=False)
-    return model
-
-
-def write_generated(kind: str, path: Path) -> Path:
-    if kind == "sd15":
-        return write_tiny_checkpoint(path, seed=3, unet=SD15_UNET, dtype=torch.float16)
-    return write_structure_checkpoint(path) if kind == "structure" else write_tiny_checkpoint(path)
-
-
-def gradient_denoiser(model):
-    from dragkit.nodes import host
-
-    denoiser = host.ComfyDenoiser(model, for_gradients=True)
-    with host.gradients():
-        denoiser.load_for_gradients()
-    return denoiser
 
 
 def summary(edit: Edit) -> str:

@@ -17,13 +17,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "scripts")]
 
-from examples import copy_sample_images, has_gpu, provide_checkpoint, run_example  # noqa: E402
-from comfy_server import ComfyClient, Run, prepare_base_directory, running_server  # noqa: E402
-from workflow import fit_to_structure_checkpoint, nodes_of_type, workflow_to_prompt  # noqa: E402
+from harness.examples import copy_sample_images, has_gpu, provide_checkpoint, run_example
+from harness.comfy_server import ComfyClient, Run, prepare_base_directory, running_server
+from harness.workflow import fit_to_structure_checkpoint, nodes_of_type, workflow_to_prompt
 
-from dragkit.core.drag import DragSpec  # noqa: E402
+from dragkit.core.drag import DragSpec
 
 DRAG_NODES = ("DragKitDragDiffusion", "DragKitGoodDrag", "DragKitEasyDrag", "DragKitDragNeXt", "DragKitAdaptiveDrag")
 

@@ -10,12 +10,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
 
-from examples import (RANDOM_WEIGHTS_WARNING, ExampleFailed, before_points_after, copy_sample_images,  # noqa: E402
+from harness.examples import (RANDOM_WEIGHTS_WARNING, ExampleFailed, before_points_after, copy_sample_images,
                       describe_handles, has_gpu, provide_checkpoint, run_example)
-from comfy_server import ComfyClient, ComfyServer, prepare_base_directory  # noqa: E402
-from dragkit.core.memory import peak_rss_gib  # noqa: E402
+from harness.comfy_server import ComfyClient, ComfyServer, prepare_base_directory
+from dragkit.core.memory import peak_rss_gib
 
 
 def main() -> int:

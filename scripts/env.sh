@@ -14,3 +14,5 @@ use_current_comfyui() {
     export PYTHONPATH="$DRAGKIT_CURRENT_PACKAGES${PYTHONPATH:+:$PYTHONPATH}"
   fi
 }
+
+source "$(dirname "${BASH_SOURCE[0]}")/import_root.sh"

@@ -32,16 +32,15 @@ import requests
 import websocket
 from PIL import Image
 
+from dragkit.core.bench import load_dataset
+from dragkit.core.methods import METHODS as RECIPES
+from harness.comfy_server import ComfyClient, ComfyServer, PromptRefused, prepare_base_directory
+from harness.examples import (ExampleFailed, captioned, has_gpu, one_above_another, provide_checkpoint, side_by_side,
+                              with_points)
+from harness.workflow import RANDOM_SAM2, apply_structure_budgets, fitted_size, workflow_to_prompt
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from examples import (ExampleFailed, captioned, has_gpu, one_above_another, provide_checkpoint,  # noqa: E402
-                      side_by_side, with_points)
-from comfy_server import ComfyClient, ComfyServer, PromptRefused, prepare_base_directory  # noqa: E402
-from workflow import RANDOM_SAM2, apply_structure_budgets, fitted_size, workflow_to_prompt  # noqa: E402
-from dragkit.core.bench import load_dataset  # noqa: E402
-
-METHODS = ("gooddrag", "dragdiffusion", "easydrag", "dragnext", "adaptivedrag")
+METHODS = tuple(recipe.key for recipe in RECIPES)  # each runs its example workflow, workflows/<key>.json
 METRIC_COLUMNS = ("mean_distance", "image_fidelity", "image_fidelity_background", "dai_1", "dai_5", "dai_10", "dai_20")
 COLUMNS = ("sample", "method", "seed", "server", "seconds", "peak_memory_gib", *METRIC_COLUMNS,
            "pairs", "distances", "handles", "image")
@@ -120,7 +119,7 @@ def parse_args() -> argparse.Namespace:
     if args.servers and not (args.checkpoint or args.random_weights):
         parser.error("with --servers, name the checkpoint on them (--checkpoint NAME) or use --random-weights")
     if args.random_weights:
-        from examples import STRUCTURE_CHECKPOINT
+        from harness.examples import STRUCTURE_CHECKPOINT
 
         args.checkpoint = STRUCTURE_CHECKPOINT
         args.fit_side = args.fit_side or 256
@@ -145,7 +144,7 @@ def start_local_server(args) -> tuple[ComfyServer, str]:
         args.random_weights, args.fit_side = True, args.fit_side or 256
         sam2 = base / "models" / "sam2" / RANDOM_SAM2
         if "adaptivedrag" in args.methods and not sam2.exists():
-            from models import write_tiny_sam2
+            from harness.checkpoints import write_tiny_sam2
 
             write_tiny_sam2(sam2)
     server = ComfyServer(Path(os.environ["COMFYUI_PATH"]), base, cpu=not has_gpu())

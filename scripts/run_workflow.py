@@ -7,11 +7,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
 
-from examples import (RANDOM_WEIGHTS_WARNING, ExampleFailed, before_points_after, copy_sample_images,  # noqa: E402
+from harness.examples import (RANDOM_WEIGHTS_WARNING, ExampleFailed, before_points_after, copy_sample_images,
                       describe_handles, has_gpu, provide_checkpoint, run_example)
-from comfy_server import ComfyClient, prepare_base_directory, running_server  # noqa: E402
+from harness.comfy_server import ComfyClient, prepare_base_directory, running_server
 
 
 def main() -> int:

@@ -14,6 +14,7 @@ tar -C "$root/site" -xJf "$here/.offline/site.tar.xz"
 tar -C "$root" -xJf "$here/.offline/comfyui.tar.xz"
 export PYTHONPATH="$root/site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 export DRAGKIT_PYTHON="${DRAGKIT_PYTHON:-python3}" COMFYUI_PATH="$root/comfyui"
+source "$here/scripts/import_root.sh"
 status=0
 bash "$here/benchmarks/gpu_check.sh" --front-end-root "$here/.offline/frontend" --base "$root/base" 2>&1 \
   | tee "$results/gpu_check.log" || status=1

@@ -7,18 +7,14 @@ only drives it, it never downloads a browser.
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-HOST_TESTS = Path(__file__).resolve().parents[1] / "host"
-sys.path.insert(0, str(HOST_TESTS))
+from harness.comfy_inprocess import comfyui_path
+from harness.comfy_server import ROOT, prepare_base_directory, running_server
 
-from comfy_inprocess import comfyui_path  # noqa: E402
-from comfy_server import ROOT, prepare_base_directory, running_server  # noqa: E402
-
-from comfy_page import IMAGE_NAME, IMAGE_SIZE, ComfyPage, write_png  # noqa: E402
+from comfy_page import IMAGE_NAME, IMAGE_SIZE, ComfyPage, write_png
 
 ARTIFACTS = ROOT / "artifacts" / "browser"
 # A fresh user would get the template browser on first load; tests start from an empty graph.

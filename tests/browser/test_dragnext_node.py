@@ -8,7 +8,7 @@ import pytest
 
 from comfy_page import APP, IMAGE_NAME
 from dragkit.core.drag import decode_rle
-from models import write_tiny_checkpoint
+from harness.checkpoints import write_tiny_checkpoint
 
 HANDLE, TARGET = (42, 32), (66, 32)  # the bright square's centre, dragged right
 REGION_STROKE = [(36, 26), (48, 38)]

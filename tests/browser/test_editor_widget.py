@@ -10,7 +10,7 @@ import re
 import requests
 
 from comfy_page import IMAGE_NAME, IMAGE_SIZE
-from comfy_server import ROOT
+from harness.comfy_server import ROOT
 from dragkit.core.drag import DragSpec, decode_rle
 
 PAIRS = [((20, 15), (40, 30)), ((70, 50), (60, 20))]

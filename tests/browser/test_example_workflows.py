@@ -3,17 +3,15 @@ saved on (the drag and sampler nodes' optional `conditioning` moved behind the r
 
 import json
 import shutil
-import sys
 
 import numpy as np
 import pytest
 
-from comfy_inprocess import in_the_current_hosts_pass_only
+from harness.comfy_inprocess import in_the_current_hosts_pass_only
 from comfy_page import ComfyPage
-from comfy_server import ROOT, ComfyClient
+from harness.comfy_server import ROOT, ComfyClient
 from conftest import ARTIFACTS
 
-sys.path.insert(0, str(ROOT / "scripts"))
 
 
 def producer(prompt: dict, inputs: dict, name: str) -> str:
@@ -96,8 +94,8 @@ def saved_links(workflow: dict) -> dict:
 @pytest.fixture(scope="module")
 def structure_server(browser_server):
     """The browser server with the sample pictures and the random-weight structure checkpoint."""
-    from examples import STRUCTURE_CHECKPOINT, copy_sample_images
-    from models import write_structure_checkpoint
+    from harness.examples import STRUCTURE_CHECKPOINT, copy_sample_images
+    from harness.checkpoints import write_structure_checkpoint
 
     copy_sample_images(browser_server.base)
     write_structure_checkpoint(browser_server.base / "models" / "checkpoints" / STRUCTURE_CHECKPOINT)
@@ -109,7 +107,7 @@ def structure_server(browser_server):
 @in_the_current_hosts_pass_only("run once, in the current ComfyUI's pass")
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
 def test_the_workflow_opened_in_the_frontend_runs_to_a_drag_on_the_structure_checkpoint(browser, structure_server, path):
-    from examples import STRUCTURE_CHECKPOINT, run_example
+    from harness.examples import STRUCTURE_CHECKPOINT, run_example
 
     context = browser.new_context(viewport={"width": 1400, "height": 950})
     page = ComfyPage(context.new_page(), structure_server, ARTIFACTS, f"run-{path.stem}")

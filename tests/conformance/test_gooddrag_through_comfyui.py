@@ -1,6 +1,6 @@
 """The conformance drags again, through ComfyUI: the same diffusers UNet converted to LDM keys with
 ComfyUI's own converter (`comfy.utils.unet_to_diffusers`), the official LoRA loaded by ComfyUI's LoRA
-loader, and DragKit's inversion and GoodDrag on `nodes/host.py`'s denoiser (a CPU ModelPatcher).
+loader, and DragKit's inversion and GoodDrag on `nodes/host/`'s denoiser (a CPU ModelPatcher).
 
 ComfyUI computes ᾱ from its own float64 beta schedule and runs its own attention, so the last bits
 differ from the official run's; what must still agree is the drag's course: the number of
@@ -16,17 +16,14 @@ cell more than the diffusers path (and 1e-3 on the step-0 loss) for the other Co
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "host"))
-
-from comfy_inprocess import import_comfy  # noqa: E402
-from models import NARROW_SD15_UNET  # noqa: E402
-from test_gooddrag_conformance import (  # noqa: E402
+from harness.comfy_inprocess import import_comfy
+from harness.checkpoints import NARROW_SD15_UNET
+from test_gooddrag_conformance import (
     CONFORMANCE,
     FINAL_CELLS,
     LORA,
@@ -40,8 +37,8 @@ from test_gooddrag_conformance import (  # noqa: E402
     record_drag,
 )
 
-from dragkit.core.inversion import invert  # noqa: E402
-from dragkit.core.schedule import ddim_schedule  # noqa: E402
+from dragkit.core.inversion import invert
+from dragkit.core.schedule import ddim_schedule
 
 # The conformance UNet (unet/config.json) in ComfyUI's terms: SD 1.5's layout at 32/64/64/64 channels.
 CONFORMANCE_UNET = dict(NARROW_SD15_UNET, channel_mult=[1, 2, 2, 2], context_dim=768)

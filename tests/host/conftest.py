@@ -2,13 +2,13 @@
 
 import pytest
 
-from comfy_inprocess import comfyui_path
-from comfy_server import ComfyClient, prepare_base_directory, running_server
+from harness.comfy_inprocess import comfyui_path
+from harness.comfy_server import ComfyClient, prepare_base_directory, running_server
 
 
 @pytest.fixture(scope="session")
 def comfy_base(tmp_path_factory):
-    from models import write_tiny_checkpoint
+    from harness.checkpoints import write_tiny_checkpoint
 
     base = prepare_base_directory(tmp_path_factory.mktemp("comfy"))
     write_tiny_checkpoint(base / "models" / "checkpoints" / "tiny_sd15.safetensors")
@@ -39,7 +39,7 @@ def client(server):
 @pytest.fixture(scope="session")
 def tiny_model(comfy_base):
     """The tiny checkpoint's MODEL, loaded in this process the way a loader node does (inference mode)."""
-    from comfy_inprocess import import_comfy
+    from harness.comfy_inprocess import import_comfy
 
     import_comfy()
     import comfy.sd

@@ -9,10 +9,10 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from comfy_inprocess import comfyui_path
-from comfy_server import ComfyClient, prepare_base_directory, running_server
+from harness.comfy_inprocess import comfyui_path
+from harness.comfy_server import ComfyClient, prepare_base_directory, running_server
 from graphs import drag_pipeline, editor_spec
-from models import tiny_sam2_state
+from harness.checkpoints import tiny_sam2_state
 
 SIZE = 64
 HANDLE, TARGET = (22.0, 32.0), (44.0, 32.0)
@@ -20,7 +20,7 @@ HANDLE, TARGET = (22.0, 32.0), (44.0, 32.0)
 
 @pytest.fixture(scope="module")
 def sam_server(tmp_path_factory):
-    from models import write_tiny_checkpoint
+    from harness.checkpoints import write_tiny_checkpoint
 
     base = prepare_base_directory(tmp_path_factory.mktemp("sam"))
     write_tiny_checkpoint(base / "models" / "checkpoints" / "tiny_sd15.safetensors")

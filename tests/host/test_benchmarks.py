@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from comfy_inprocess import in_the_current_hosts_pass_only
+from harness.comfy_inprocess import in_the_current_hosts_pass_only
 
 pytestmark = in_the_current_hosts_pass_only("the benchmarks' plumbing is the same on either ComfyUI")
 

@@ -10,8 +10,8 @@ import subprocess
 import numpy as np
 from PIL import Image
 
-from comfy_inprocess import in_the_current_hosts_pass_only
-from comfy_server import ROOT, free_port
+from harness.comfy_inprocess import in_the_current_hosts_pass_only
+from harness.comfy_server import ROOT, free_port
 
 pytestmark = in_the_current_hosts_pass_only("scripts/demo.sh runs the current ComfyUI; it is tested in that host's pass")
 

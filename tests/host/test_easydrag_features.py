@@ -5,7 +5,7 @@ the reference branch, which on the unedited latent itself changes nothing."""
 import torch
 import torch.nn.functional as F
 
-from models import narrow_sd15_patcher
+from harness.checkpoints import narrow_sd15_patcher
 
 WIDTH, HEIGHT = 512, 384  # non-square: latent 64 × 48
 

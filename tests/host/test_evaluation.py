@@ -17,8 +17,8 @@ import requests
 import torch
 from PIL import Image
 
-from comfy_inprocess import comfyui_path, in_the_current_hosts_pass_only
-from comfy_server import prepare_base_directory, running_server
+from harness.comfy_inprocess import comfyui_path, in_the_current_hosts_pass_only
+from harness.comfy_server import prepare_base_directory, running_server
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
@@ -106,7 +106,7 @@ def csv_rows(path: Path) -> list[dict]:
 def two_servers(tmp_path_factory):
     """Two fresh servers with the structure checkpoint and random LPIPS files, one thread each (two
     servers' default threads on 2 cores slow both tenfold)."""
-    from models import write_structure_checkpoint
+    from harness.checkpoints import write_structure_checkpoint
 
     checkpoint = tmp_path_factory.mktemp("checkpoint") / "dragkit_structure_sd15.safetensors"
     write_structure_checkpoint(checkpoint)

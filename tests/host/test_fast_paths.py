@@ -20,7 +20,7 @@
 import pytest
 import torch
 
-from models import STRUCTURE_UNET, narrow_sd15_patcher
+from harness.checkpoints import STRUCTURE_UNET, narrow_sd15_patcher
 from test_precision import CONTEXT, smooth_latent
 
 STRUCTURE_CONTEXT = torch.randn(1, 77, 768, generator=torch.Generator().manual_seed(2)) * 0.5
@@ -105,14 +105,14 @@ def test_easydrag_reusing_the_reference_pass_follows_the_plain_path_with_half_th
 
 @pytest.fixture(scope="module")
 def plain_narrow_float32():
-    from models import NARROW_SD15_UNET
+    from harness.checkpoints import NARROW_SD15_UNET
 
     return easydrag_run(gradient_denoiser(unet=NARROW_SD15_UNET), CONTEXT, False, 40)
 
 
 @pytest.mark.parametrize("dtype, tolerance", [(torch.float16, 0.1), (torch.bfloat16, 0.6)], ids=str)
 def test_easydrag_fast_path_in_low_precision_follows_the_plain_float32_path(dtype, tolerance, plain_narrow_float32):
-    from models import NARROW_SD15_UNET
+    from harness.checkpoints import NARROW_SD15_UNET
 
     plain, plain_handles, _ = plain_narrow_float32
     fast, fast_handles, _ = easydrag_run(gradient_denoiser(dtype, NARROW_SD15_UNET), CONTEXT, True, 40)

@@ -1,4 +1,4 @@
-"""What our layer indices mean: ComfyUI's UNet seen through nodes/host.py equals diffusers' UNet.
+"""What our layer indices mean: ComfyUI's UNet seen through nodes/host/ equals diffusers' UNet.
 
 The papers' code addresses layers by diffusers names (`up_blocks[i]` outputs, the n-th
 self-attention). A UNet with SD 1.5's full block structure (narrow, random weights) is loaded into
@@ -9,7 +9,7 @@ on every up-block tap and on which self-attention a layer number addresses.
 import pytest
 import torch
 
-from models import diffusers_twin, narrow_sd15_patcher
+from harness.checkpoints import diffusers_twin, narrow_sd15_patcher
 
 
 @pytest.fixture(scope="module")

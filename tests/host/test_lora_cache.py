@@ -9,7 +9,7 @@ import logging
 import pytest
 import torch
 
-from models import narrow_sd15_patcher
+from harness.checkpoints import narrow_sd15_patcher
 
 CONTEXT = torch.zeros(1, 77, 64)
 LATENT = torch.ones(1, 4, 8, 8)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from models import NARROW_SD15_UNET, narrow_sd15_patcher
+from harness.checkpoints import NARROW_SD15_UNET, narrow_sd15_patcher
 
 
 def patcher_of(family: str, model_type=None, **unet_overrides):

@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from models import narrow_sd15_patcher
+from harness.checkpoints import narrow_sd15_patcher
 
 DTYPES = [torch.float16, torch.bfloat16]
 CONTEXT = torch.zeros(1, 77, 64)  # the narrow UNet's context width

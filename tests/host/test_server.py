@@ -8,7 +8,7 @@ from graphs import editor_graph, editor_spec, ksampler_graph, noisy_latent
 
 
 def dragkit_schemas():
-    from comfy_inprocess import import_comfy
+    from harness.comfy_inprocess import import_comfy
 
     import_comfy()
     import asyncio

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from comfy_inprocess import with_the_full_checks_only
+from harness.comfy_inprocess import with_the_full_checks_only
 from graphs import base_graph, region, region_errors
-from models import STRUCTURE_UNET, write_tiny_checkpoint
+from harness.checkpoints import STRUCTURE_UNET, write_tiny_checkpoint
 
 CHECKPOINT = "structure_sd15.safetensors"
 WIDTH, HEIGHT = 128, 64

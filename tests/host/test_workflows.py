@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from dragkit.core.drag import decode_rle
-from workflow import nodes_of_type, workflow_to_prompt
+from harness.workflow import nodes_of_type, workflow_to_prompt
 
 ROOT = Path(__file__).resolve().parents[2]
 DRAG100 = ROOT.parent / "shared" / "data" / "Drag100" / "lion_0"

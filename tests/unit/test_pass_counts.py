@@ -1,8 +1,7 @@
 """UNet work per edit, counted (core/passes.py), never above the official code's for the same
-number of gradient steps (benchmarks/anchors.py, from reference/anchors.md §5.1), each method at its
+number of gradient steps (harness/anchors.py, from reference/anchors.md §5.1), each method at its
 defaults on the synthetic denoiser; the pass counts depend on the loops, not on the UNet."""
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,9 +11,8 @@ from synthetic import IMAGE_SIZE, SyntheticDenoiser, one_thread
 from dragkit.core.drag import DragSpec
 from dragkit.core.passes import CountingDenoiser
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from anchors import OFFICIAL  # noqa: E402
-from edit_stages import METHODS, run_edit  # noqa: E402
+from harness.anchors import OFFICIAL
+from harness.edit_stages import METHODS, run_edit
 
 pytestmark = pytest.mark.usefixtures(one_thread.__name__)
 

@@ -1,6 +1,6 @@
 """Test-only nodes, loaded next to DragKit by the test server (never shipped).
 
-They drive `nodes/host.py` the way DragKit's own nodes do, so host tests can check gradients inside
+They drive `nodes/host/` the way DragKit's own nodes do, so host tests can check gradients inside
 a node, and that patching, failing or being interrupted leaves the user's MODEL untouched.
 """
 

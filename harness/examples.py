@@ -1,14 +1,13 @@
 """Running a shipped example workflow headless on its sample picture: the checkpoint (yours, or the
 random-weight structure checkpoint with the graph fitted to a CPU), the run, the checks a user would
 make (finite, not constant, handles nearer their targets) and the before / points / after figure.
-Used by scripts/demo.py and scripts/run_workflow.py."""
+Used by scripts/demo.py, scripts/run_workflow.py, the evaluation CLI, the re-drag benchmark and the browser tests."""
 
 from __future__ import annotations
 
 import json
 import math
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +15,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests" / "host"), str(ROOT / "tests")]
+from harness.comfy_server import Run
+from harness.workflow import fit_to_structure_checkpoint, nodes_of_type, workflow_to_prompt
 
-from comfy_server import Run  # noqa: E402
-from workflow import fit_to_structure_checkpoint, nodes_of_type, workflow_to_prompt  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 STRUCTURE_CHECKPOINT = "dragkit_structure_sd15.safetensors"
 RANDOM_WEIGHTS_WARNING = """
@@ -72,7 +70,7 @@ def provide_checkpoint(base: Path, yours: str | None) -> tuple[str, bool]:
         return source.name, False
     path = checkpoints / STRUCTURE_CHECKPOINT
     if not path.exists():
-        from models import write_structure_checkpoint
+        from harness.checkpoints import write_structure_checkpoint
 
         print(f"writing the random-weight structure checkpoint {path} …", flush=True)
         write_structure_checkpoint(path)

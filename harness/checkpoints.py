@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+import tempfile
 from pathlib import Path
 
 import torch
 
-from comfy_inprocess import import_comfy
+from harness.comfy_inprocess import import_comfy
 
 # The tiny checkpoint's UNet: SD 1.5 widths (320 channels, 768 context) so ComfyUI detects it as
 # SD 1.5, at one level of depth to stay small (28 M parameters).
@@ -166,3 +167,32 @@ def diffusers_twin(unet_sd: dict[str, torch.Tensor]):
     converted = convert_ldm_unet_checkpoint(checkpoint, dict(unet.config))
     unet.load_state_dict(converted, strict=True)
     return unet.eval()
+
+
+def load_model(kind: str, checkpoint: Path | None = None):
+    """ComfyUI's MODEL of `checkpoint`, or of a generated random-weight one: `tiny`, `structure` or
+    `sd15` (SD 1.5's full UNet in fp16, on the GPU); ComfyUI is imported here, on the CPU unless
+    `sd15` or a checkpoint of yours with a GPU present."""
+    import_comfy(cpu=kind != "sd15" and not (checkpoint and torch.cuda.is_available()))
+    import comfy.sd
+
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as folder:
+        path = checkpoint or write_generated(kind, Path(folder) / "sd15_shaped.safetensors")
+        with torch.inference_mode():
+            model, *_ = comfy.sd.load_checkpoint_guess_config(str(path), output_vae=False, output_clip=False)
+    return model
+
+
+def write_generated(kind: str, path: Path) -> Path:
+    if kind == "sd15":
+        return write_tiny_checkpoint(path, seed=3, unet=SD15_UNET, dtype=torch.float16)
+    return write_structure_checkpoint(path) if kind == "structure" else write_tiny_checkpoint(path)
+
+
+def gradient_denoiser(model):
+    """DragKit's denoiser on `model`, loaded for gradients as the drag nodes load it."""
+    from dragkit.nodes import host
+
+    with host.gradients():
+        return host.loaded_denoiser(model, for_gradients=True)

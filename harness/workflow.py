@@ -10,10 +10,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from pack import register_pack
-
-register_pack()
-from dragkit.core.drag import DragSpec  # noqa: E402
+from dragkit.core.drag import DragSpec
 
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 
@@ -78,7 +75,7 @@ def fit_to_structure_checkpoint(prompt: dict, checkpoint: str, base: Path, side:
     if nodes_of_type(prompt, "DragKitSAM2Loader"):
         sam2 = base / "models" / "sam2" / RANDOM_SAM2
         if not sam2.exists():
-            from models import write_tiny_sam2
+            from harness.checkpoints import write_tiny_sam2
 
             write_tiny_sam2(sam2)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import requests
 import websocket
 
-ROOT = Path(__file__).resolve().parents[2]
-TESTING_NODES = Path(__file__).resolve().parent / "testing_nodes"
+ROOT = Path(__file__).resolve().parents[1]
+TESTING_NODES = ROOT / "tests" / "host" / "testing_nodes"  # test-only nodes, never shipped
 
 
 def free_port() -> int:
