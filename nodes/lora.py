@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 import torch
-from comfy_api.v0_0_2 import io, ui
+from comfy_api.v0_0_2 import io
 
 from ..core import lora_cache
 from ..core.lora import LoraResult, LoraSettings, micro_batch_size_for, train_lora
@@ -18,6 +18,7 @@ LORA_STEPS = lora_presets()  # training steps per method, from each method's rec
 PRESETS = [*LORA_STEPS, "custom"]
 PRESET_HELP = ", ".join(f"{name} {steps}" for name, steps in LORA_STEPS.items())
 PREVIEW_EVERY = 5  # steps between loss-curve previews
+LORA_KEY = "dragkit_lora"  # the executed message's key with the training's figures (tests and tools read it)
 LORA_PREFIX = "diffusion_model."  # ComfyUI's generic LoRA key layout: diffusion_model.<module>.lora_up.weight
 
 
@@ -79,7 +80,8 @@ class DragKitLoRAFinetune(CheckedNode):
             lora_cache.save(cache, result)
         lora = {LORA_PREFIX + k: v for k, v in result.weights.items()}
         summary = f"LoRA: {settings.steps} steps, loss {result.losses[0]:.4f} → {result.losses[-1]:.4f}"
-        return io.NodeOutput(host.with_lora(model, lora), lora, ui=ui.PreviewText(summary))
+        figures = {"steps": settings.steps, "losses": list(result.losses)}
+        return io.NodeOutput(host.with_lora(model, lora), lora, ui={"text": [summary], LORA_KEY: [figures]})
 
 
 def _source_latent(latent, image, vae) -> torch.Tensor:

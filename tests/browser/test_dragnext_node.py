@@ -100,8 +100,9 @@ def test_a_region_painted_and_typed_in_the_editor_drives_dragnext(comfy_page, vu
     history = page.wait_for_history(prompt_id)
     assert history["status"]["status_str"] == "success", history["status"]
     outputs = history["outputs"]
-    (summary,) = outputs[ids["drag"]]["text"]
-    assert "pair 1 region error before" in summary and "pair 1 region error after" in summary, summary
+    (measures,) = outputs[ids["drag"]]["dragkit_measures"]
+    (error,) = measures["region_errors"]
+    assert error["pair"] == 1 and error["before"] > 0 and error["after"] >= 0, measures
     assert outputs[ids["drag"]]["dragkit_preview"], "DragNeXt showed no preview of its regions"
     assert outputs[ids["preview"]]["images"], "no edited picture"
     page.screenshot("dragnext-page")

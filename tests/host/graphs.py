@@ -30,14 +30,21 @@ def region(pair: int, kind: str, box: tuple[int, int, int, int], width=64, heigh
     return out
 
 
-def region_errors(summary: str) -> dict:
-    """{pair: {"before": x, "after": y}} from DragNeXt's summary ("…; pair 1 region error before x; …")."""
-    errors: dict = {}
-    for part in (p.strip() for p in summary.split(";")):
-        words = part.split()
-        if words[2:4] == ["region", "error"]:
-            errors.setdefault(int(words[1]), {})[words[4]] = float(words[5])
-    return errors
+def drag_measures(output: dict) -> dict:
+    """A drag node's figures from its output message (the `dragkit_measures` key)."""
+    (measures,) = output["dragkit_measures"]
+    return measures
+
+
+def sampling_figures(output: dict) -> dict:
+    """A sampler node's figures from its output message (the `dragkit_sampling` key)."""
+    (figures,) = output["dragkit_sampling"]
+    return figures
+
+
+def region_errors(output: dict) -> dict:
+    """{pair: {"before": x, "after": y}}: DragNeXt's region errors from its drag node's output."""
+    return {e["pair"]: {"before": e["before"], "after": e["after"]} for e in drag_measures(output)["region_errors"]}
 
 
 def base_graph(size=64) -> dict:

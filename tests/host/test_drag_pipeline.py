@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from graphs import drag_pipeline, editor_spec, ksampler_graph
+from graphs import drag_measures, drag_pipeline, editor_spec, ksampler_graph, sampling_figures
 
 METHODS = ["DragKitDragDiffusion", "DragKitGoodDrag"]
 
@@ -36,22 +36,23 @@ def test_pipeline_produces_an_image_and_requeue_reruns_only_drag_and_sampling(cl
     assert first.status == "success", first.describe()
     saved = first.outputs["save"]["images"]
     assert saved and (comfy_base / "output" / saved[0]["filename"]).is_file()
-    assert "final handles" in first.outputs["drag"]["text"][0]
+    measures = drag_measures(first.outputs["drag"])
+    assert measures["steps"] == len(measures["losses"]) > 0 and measures["stop_reason"], measures
 
     moved = client.run(drag_pipeline(method, spec(target=(44, 34)), image_name))
     assert moved.status == "success", moved.describe()
     assert set(moved.executed) == {"editor", "drag", "sampler", "decode", "save"}, moved.executed
     assert {"lora", "invert", "encode", "ckpt"} <= set(moved.cached)
     # The sampler denoised the reference branch beside the edit, recording it; the re-drag reads that.
-    assert "recorded for re-drags" in first.outputs["sampler"]["text"][0]
-    assert "read from an earlier run's recording" in moved.outputs["sampler"]["text"][0]
+    assert sampling_figures(first.outputs["sampler"])["reference"] == "recorded"
+    assert sampling_figures(moved.outputs["sampler"])["reference"] == "read"
     # Another node's patch on the sampler's model since (same weights) makes the recording stale.
     patched = drag_pipeline(method, spec(target=(44, 34)), image_name)
     patched["pag"] = {"class_type": "PerturbedAttentionGuidance", "inputs": {"model": ["lora", 0], "scale": 3.0}}
     patched["sampler"]["inputs"]["model"] = ["pag", 0]
     again = client.run(patched)
     assert again.status == "success", again.describe()
-    assert "drag" in again.cached and "recorded for re-drags" in again.outputs["sampler"]["text"][0]
+    assert "drag" in again.cached and sampling_figures(again.outputs["sampler"])["reference"] == "recorded"
 
     ksampler_digest(client, 151)
     assert ksampler_digest(client, 51) == before, "the user's MODEL changed"

@@ -120,7 +120,8 @@ def lora_graph(steps=4, seed=0, disk_cache=False):
 def test_saved_lora_reloads_through_core_loader_and_changes_the_output(client, comfy_base):
     run = client.run(lora_graph(steps=4, seed=21))
     assert run.status == "success", run.describe()
-    assert "LoRA: 4 steps" in run.outputs["lora"]["text"][0]
+    (figures,) = run.outputs["lora"]["dragkit_lora"]
+    assert figures["steps"] == len(figures["losses"]) == 4, figures
     saved = sorted((comfy_base / "output" / "loras").glob("dragkit_test_21*.safetensors"))
     assert saved, "SaveLoRA wrote no file"
     shutil.copy(saved[-1], comfy_base / "models" / "loras" / "dragkit_test_21.safetensors")
