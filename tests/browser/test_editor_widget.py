@@ -151,8 +151,12 @@ def test_keys_act_after_a_toolbar_click(comfy_page):
     assert page.editor_view(node)["pairs"] == 1, "undo by button, redo by key"
 
 
-BAND_PIXELS = """([id, from, to]) => {
+# The editor draws on the next animation frame: a read waits for two, so the last change is on the canvas.
+NEXT_FRAMES = "await new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)));"
+
+BAND_PIXELS = """async ([id, from, to]) => {
   const editor = window.comfyAPI.app.app.graph.getNodeById(id).dragkitEditor;
+  """ + NEXT_FRAMES + """
   const box = editor.canvas.getBoundingClientRect();
   const ctx = editor.canvas.getContext("2d");
   let white = 0;
@@ -178,6 +182,32 @@ def test_a_placed_handle_shows_a_band_to_the_pointer(comfy_page):
     without = page.evaluate(BAND_PIXELS, [node, start, pointer])
     assert with_band >= 10 and without <= 2, (with_band, without)
     page.screenshot("band", node)
+
+
+POINTER_BURST = """async (id) => {
+  const editor = window.comfyAPI.app.app.graph.getNodeById(id).dragkitEditor;
+  """ + NEXT_FRAMES + """
+  const before = editor.framesDrawn;
+  const box = editor.canvas.getBoundingClientRect();
+  for (let i = 0; i < 30; i++) {
+    editor.canvas.dispatchEvent(new PointerEvent("pointermove", {
+      clientX: box.x + box.width * (0.2 + i / 60), clientY: box.y + box.height / 2, bubbles: true, pointerId: 1}));
+  }
+  const during = editor.framesDrawn;
+  """ + NEXT_FRAMES + """
+  return {before, during, after: editor.framesDrawn, hover: editor.hover};
+}"""
+
+
+def test_a_burst_of_pointer_events_is_drawn_once_on_the_next_frame(comfy_page):
+    """Pointer events only ask for a redraw; the picture is drawn on the next animation frame, once."""
+    page = comfy_page
+    node = page.build_graph(IMAGE_NAME)
+    page.click_pixel(node, 20, 15)  # a handle: every pointer move now changes the picture (the band)
+    frames = page.evaluate(POINTER_BURST, node)
+    assert frames["during"] == frames["before"], frames  # nothing drawn while the events came in
+    assert 1 <= frames["after"] - frames["before"] <= 2, frames  # the burst, drawn once (plus at most one other)
+    assert frames["hover"][0] > 20, frames  # the last event's position is what was drawn
 
 
 TOOLBAR_LAYOUT = """(id) => {

@@ -3,14 +3,11 @@
 // Text that may come from a workflow file is only ever set with textContent.
 
 import { DragDataError, DragState, paintDisc, REGION_TYPES } from "./drag_state.js";
+import { drawScene, fitImage, HANDLE_COLOR, MASK_RGBA, paintOverlay, REGION_COLORS, TARGET_COLOR } from "./drawing.js";
 import { History } from "./history.js";
 import { injectStyles } from "./styles.js";
 
 const HIT_RADIUS = 9; // layout px around a point that grab it
-const HANDLE_COLOR = "#e53935";
-const TARGET_COLOR = "#1e88e5";
-const MASK_RGBA = [255, 255, 255, 110];
-const REGION_COLORS = { translate: [255, 152, 0], deform: [171, 71, 188], rotate: [0, 188, 212] };
 
 const TOOLS = {
   points: { key: "p", label: "Points", hint: "Click a handle, then its target · drag a point to move it · right-click deletes a pair" },
@@ -47,6 +44,8 @@ export class DragEditor {
     this.loadError = null;
     this.overlay = document.createElement("canvas");
     this.overlayDirty = true;
+    this.frameRequested = false;
+    this.framesDrawn = 0; // how often the picture was drawn (tests check that bursts draw once)
     this.#build();
     this.resizeObserver = new ResizeObserver(() => this.render());
     this.resizeObserver.observe(this.stage);
@@ -468,17 +467,24 @@ export class DragEditor {
     return null;
   }
 
-  // --- drawing ---------------------------------------------------------------------------------
+  // --- drawing (web/editor/drawing.js) ----------------------------------------------------------
 
   /** Where the image lies on the canvas (layout px): letterboxed, aspect kept. */
   #fit() {
-    const width = this.canvas.clientWidth;
-    const height = this.canvas.clientHeight;
-    const scale = Math.min(width / this.state.width, height / this.state.height);
-    return { scale, left: (width - this.state.width * scale) / 2, top: (height - this.state.height * scale) / 2 };
+    return fitImage(this.canvas.clientWidth, this.canvas.clientHeight, this.state.width, this.state.height);
   }
 
+  /** Asks for a redraw: any number of changes within one frame (a burst of pointer events) draw once. */
   render() {
+    if (this.frameRequested) return;
+    this.frameRequested = true;
+    requestAnimationFrame(() => {
+      this.frameRequested = false;
+      this.#draw();
+    });
+  }
+
+  #draw() {
     const canvas = this.canvas;
     const ratio = window.devicePixelRatio || 1;
     const width = Math.max(1, Math.round(canvas.clientWidth * ratio));
@@ -486,162 +492,15 @@ export class DragEditor {
     if (canvas.width !== width || canvas.height !== height) Object.assign(canvas, { width, height });
     const ctx = canvas.getContext("2d");
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-    ctx.clearRect(0, 0, canvas.clientWidth, canvas.clientHeight);
-    if (!this.state.hasSize) return this.#drawPlaceholder(ctx);
-    const fit = this.#fit();
-    ctx.save();
-    ctx.translate(fit.left, fit.top);
-    ctx.scale(fit.scale, fit.scale);
-    // Enlarged pictures stay sharp so that every image pixel can be aimed at.
-    ctx.imageSmoothingEnabled = fit.scale < 1;
-    if (this.image) ctx.drawImage(this.image, 0, 0, this.state.width, this.state.height);
-    else this.#drawMissingImage(ctx);
-    ctx.imageSmoothingEnabled = false;
-    ctx.drawImage(this.#overlay(), 0, 0);
-    ctx.restore();
-    this.#drawCenters(ctx, fit);
-    this.state.pairs.forEach((pair, i) => this.#drawPair(ctx, fit, pair, i));
-    if (this.pending) this.#drawPending(ctx, fit);
-    this.#drawBrush(ctx, fit);
-    if (!this.#hasFocus()) this.#drawFocusHint(ctx);
-  }
-
-  /** The waiting handle, and a dashed band from it to the pointer: where its target will go. */
-  #drawPending(ctx, fit) {
-    const [hx, hy] = this.#screen(fit, this.pending);
-    if (this.hover && this.tool === "points") {
-      const [px, py] = [fit.left + this.hover[0] * fit.scale, fit.top + this.hover[1] * fit.scale];
-      ctx.lineWidth = 2;
-      ctx.strokeStyle = "white";
-      ctx.setLineDash([6, 4]);
-      ctx.beginPath();
-      ctx.moveTo(hx, hy);
-      ctx.lineTo(px, py);
-      ctx.stroke();
-      ctx.setLineDash([]);
-      this.#drawDot(ctx, [px, py], TARGET_COLOR, true);
+    if (this.overlayDirty && this.state.hasSize) {
+      paintOverlay(this.overlay, this.state, this.activePair);
+      this.overlayDirty = false;
     }
-    this.#drawDot(ctx, [hx, hy], HANDLE_COLOR, true);
-  }
-
-  #drawFocusHint(ctx) {
-    const text = "click to edit";
-    ctx.font = "12px sans-serif";
-    const width = ctx.measureText(text).width + 12;
-    ctx.fillStyle = "rgba(0,0,0,0.6)";
-    ctx.fillRect(4, 4, width, 18);
-    ctx.fillStyle = "white";
-    ctx.textAlign = "left";
-    ctx.fillText(text, 10, 17);
-  }
-
-  #screen(fit, [x, y]) {
-    return [fit.left + (x + 0.5) * fit.scale, fit.top + (y + 0.5) * fit.scale];
-  }
-
-  #drawPlaceholder(ctx) {
-    ctx.fillStyle = "#888";
-    ctx.font = "13px sans-serif";
-    ctx.textAlign = "center";
-    ctx.fillText("Connect a Load Image node, or queue once, to show the image.", this.canvas.clientWidth / 2, this.canvas.clientHeight / 2);
-  }
-
-  #drawMissingImage(ctx) {
-    ctx.fillStyle = "#333";
-    ctx.fillRect(0, 0, this.state.width, this.state.height);
-  }
-
-  /** The editable mask and the regions, one RGBA pixel per image pixel. */
-  #overlay() {
-    if (!this.overlayDirty) return this.overlay;
-    const { width, height, mask, regions } = this.state;
-    Object.assign(this.overlay, { width, height });
-    const ctx = this.overlay.getContext("2d");
-    const pixels = ctx.createImageData(width, height);
-    const put = (layer, rgba) => {
-      for (let i = 0; i < layer.length; i++) if (layer[i]) pixels.data.set(rgba, i * 4);
-    };
-    if (mask) put(mask, MASK_RGBA);
-    for (const [pair, region] of regions) put(region.mask, [...REGION_COLORS[region.type], pair === this.activePair ? 150 : 90]);
-    ctx.putImageData(pixels, 0, 0);
-    this.overlayDirty = false;
-    return this.overlay;
-  }
-
-  #drawCenters(ctx, fit) {
-    for (const [pair, region] of this.state.regions) {
-      if (region.type !== "rotate" || !region.center || pair >= this.state.pairs.length) continue;
-      const [cx, cy] = this.#screen(fit, region.center);
-      const [hx, hy] = this.#screen(fit, this.state.pairs[pair].handle);
-      ctx.strokeStyle = `rgb(${REGION_COLORS.rotate.join(",")})`;
-      ctx.lineWidth = 2;
-      ctx.setLineDash([4, 3]);
-      ctx.beginPath();
-      ctx.moveTo(cx, cy);
-      ctx.lineTo(hx, hy);
-      ctx.stroke();
-      ctx.setLineDash([]);
-      ctx.beginPath();
-      ctx.moveTo(cx - 7, cy);
-      ctx.lineTo(cx + 7, cy);
-      ctx.moveTo(cx, cy - 7);
-      ctx.lineTo(cx, cy + 7);
-      ctx.stroke();
-    }
-  }
-
-  #drawPair(ctx, fit, pair, index) {
-    const [hx, hy] = this.#screen(fit, pair.handle);
-    const [tx, ty] = this.#screen(fit, pair.target);
-    const angle = Math.atan2(ty - hy, tx - hx);
-    const head = 9;
-    ctx.lineWidth = 2;
-    ctx.strokeStyle = "white";
-    ctx.fillStyle = "white";
-    ctx.shadowColor = "rgba(0,0,0,0.8)";
-    ctx.shadowBlur = 3;
-    ctx.beginPath();
-    ctx.moveTo(hx, hy);
-    ctx.lineTo(tx - Math.cos(angle) * 6, ty - Math.sin(angle) * 6);
-    ctx.stroke();
-    ctx.beginPath();
-    ctx.moveTo(tx - Math.cos(angle) * 5, ty - Math.sin(angle) * 5);
-    ctx.lineTo(tx - Math.cos(angle - 0.45) * (head + 5), ty - Math.sin(angle - 0.45) * (head + 5));
-    ctx.lineTo(tx - Math.cos(angle + 0.45) * (head + 5), ty - Math.sin(angle + 0.45) * (head + 5));
-    ctx.fill();
-    ctx.shadowBlur = 0;
-    this.#drawDot(ctx, [hx, hy], HANDLE_COLOR, false);
-    this.#drawDot(ctx, [tx, ty], TARGET_COLOR, false);
-    ctx.font = "bold 12px sans-serif";
-    ctx.textAlign = "center";
-    ctx.lineWidth = 3;
-    ctx.strokeStyle = "black";
-    const label = String(index + 1);
-    const [lx, ly] = [hx - Math.cos(angle) * 14, hy - Math.sin(angle) * 14 + 4];
-    ctx.strokeText(label, lx, ly);
-    ctx.fillStyle = index === this.activePair && this.tool !== "points" ? "#ffeb3b" : "white";
-    ctx.fillText(label, lx, ly);
-  }
-
-  #drawDot(ctx, [x, y], color, dashed) {
-    ctx.beginPath();
-    ctx.arc(x, y, 5, 0, Math.PI * 2);
-    ctx.fillStyle = color;
-    ctx.fill();
-    ctx.lineWidth = 1.5;
-    ctx.strokeStyle = "white";
-    if (dashed) ctx.setLineDash([2, 2]);
-    ctx.stroke();
-    ctx.setLineDash([]);
-  }
-
-  #drawBrush(ctx, fit) {
-    if (!this.hover || !["brush", "eraser", "region"].includes(this.tool)) return;
-    const [x, y] = this.hover;
-    ctx.beginPath();
-    ctx.arc(fit.left + x * fit.scale, fit.top + y * fit.scale, (this.brushSize / 2) * fit.scale, 0, Math.PI * 2);
-    ctx.lineWidth = 1;
-    ctx.strokeStyle = this.tool === "eraser" ? "#ff8a80" : "white";
-    ctx.stroke();
+    drawScene(ctx, {
+      width: canvas.clientWidth, height: canvas.clientHeight, state: this.state, image: this.image,
+      overlay: this.overlay, pending: this.pending, hover: this.hover, tool: this.tool, brushSize: this.brushSize,
+      activePair: this.activePair, focused: this.#hasFocus(),
+    });
+    this.framesDrawn += 1;
   }
 }
