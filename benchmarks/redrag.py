@@ -51,7 +51,7 @@ def drag_setup_seconds(run: Run, prompt: dict) -> float | None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--workflow", type=Path, default=ROOT / "workflows" / "gooddrag.json")
+    parser.add_argument("--workflow", type=Path, default=ROOT / "example_workflows" / "gooddrag.json")
     parser.add_argument("--checkpoint", help="an SD 1.5 checkpoint (default: the random-weight structure checkpoint, graph fitted)")
     parser.add_argument("--fit-side", type=int, default=256, help="the fitted picture's longer side (random weights)")
     parser.add_argument("--shift", type=float, default=8.0, help="pixels each target moves for the re-drag")

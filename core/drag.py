@@ -178,6 +178,8 @@ def _check_region_pairs(regions: list, pair_count: int) -> None:
 
 
 def _check_spec(spec: DragSpec) -> None:
+    if len(spec.handles) > MAX_PAIRS:
+        raise DragSpecError(f"there are {len(spec.handles)} pairs; at most {MAX_PAIRS} are supported")
     if len(spec.handles) != len(spec.targets):
         raise DragSpecError(f"there are {len(spec.handles)} handle points but {len(spec.targets)} targets; every handle needs a target")
     if not spec.handles:
@@ -290,3 +292,44 @@ def encode_rle(mask: np.ndarray) -> list[int]:
 def decode_rle(counts: list[int], width: int, height: int) -> np.ndarray:
     values = np.arange(len(counts)) % 2 == 1
     return np.repeat(values, counts).reshape(height, width)
+
+
+# --- coordinates as other packs write them ---------------------------------------------------------
+MAX_POINTS_CHARS = 1_000_000
+
+
+def points_from_text(text: str) -> tuple[Point, ...]:
+    """Points from a coordinate string: KJNodes' PointsEditor format (a JSON list of {"x": …, "y": …})
+    or a plain JSON list of [x, y]. Raises DragSpecError saying what is wrong (the caller names the input)."""
+    if not isinstance(text, str) or not text.strip():
+        raise DragSpecError("is empty; give a JSON list of points, [{\"x\": 10, \"y\": 20}, …] or [[10, 20], …]")
+    if len(text) > MAX_POINTS_CHARS:
+        raise DragSpecError(f"is {len(text):,} characters long; at most {MAX_POINTS_CHARS:,} are accepted")
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise DragSpecError(f"is not JSON ({exc}); give [{{\"x\": 10, \"y\": 20}}, …] or [[10, 20], …]") from None
+    if isinstance(data, dict):  # one point
+        data = [data]
+    if not isinstance(data, list) or not data:
+        raise DragSpecError("must be a non-empty JSON list of points")
+    if len(data) > MAX_PAIRS:
+        raise DragSpecError(f"has {len(data)} points; at most {MAX_PAIRS} are supported")
+    points = []
+    for i, item in enumerate(data):
+        if isinstance(item, dict):
+            if "x" not in item or "y" not in item:
+                raise DragSpecError(f"point {i + 1} must have x and y, got {item!r}")
+            item = [item["x"], item["y"]]
+        points.append(_point(item, f"point {i + 1}"))
+    return tuple(points)
+
+
+def points_to_text(points) -> str:
+    """Points in KJNodes' PointsEditor format: a JSON list of {"x": …, "y": …} (image pixels)."""
+    return json.dumps([{"x": _plain(x), "y": _plain(y)} for x, y in points])
+
+
+def _plain(value: float) -> int | float:
+    value = float(value)
+    return int(value) if value.is_integer() else value

@@ -19,7 +19,15 @@ import torch
 
 from .weights import WeightsFileError, read_state_dict
 
-INSTALL_HINT = "install it with `SAM2_BUILD_CUDA=0 pip install --no-build-isolation sam2` (see the README)"
+INSTALL_HINT = ('install it into ComfyUI\'s Python with `SAM2_BUILD_CUDA=0 pip install --no-build-isolation "sam2>=1.0"` '
+                "and restart ComfyUI (see the README); Auto Mask's slic mode and AdaptiveDrag without SAM 2 need no sam2")
+
+
+def sam2_installed() -> bool:
+    """Whether Meta's sam2 package can be imported (an optional install; nothing is imported here)."""
+    import importlib.util
+
+    return importlib.util.find_spec("sam2") is not None
 
 # (patch-embedding width, Hiera blocks) → size, from the package's configs
 _SIZES = {(96, 12): "tiny", (96, 16): "small", (112, 24): "base_plus", (144, 48): "large"}

@@ -61,6 +61,30 @@ class DDIMSchedule:
         return a_to**0.5 * x0 + (1 - a_to) ** 0.5 * eps
 
 
+class ScheduleError(ValueError):
+    """The model's noise schedule cannot be a DDPM schedule; the message says what is wrong."""
+
+
+def check_alphas(alphas_cumprod: torch.Tensor) -> None:
+    """ᾱ must be finite, in (0, 1] and strictly decreasing, as every DDPM-trained model's is. Anything
+    else means the model's sampling object was replaced or changed (e.g. by another node)."""
+    acp = alphas_cumprod.detach().to("cpu", torch.float64)
+    what = None
+    if acp.ndim != 1 or len(acp) < 2:
+        what = f"has {acp.numel()} values"
+    elif not torch.isfinite(acp).all():
+        what = f"has non-finite values (first at t = {int((~torch.isfinite(acp)).nonzero()[0])})"
+    elif not ((acp > 0) & (acp <= 1)).all():
+        what = f"leaves (0, 1] (from {float(acp.min()):.3g} to {float(acp.max()):.3g})"
+    elif not (acp[1:] < acp[:-1]).all():
+        what = f"is not decreasing (first at t = {int((acp[1:] >= acp[:-1]).nonzero()[0]) + 1})"
+    if what is not None:
+        raise ScheduleError(
+            f"model: its noise schedule (ᾱ over {acp.numel()} timesteps) {what}, so DDIM cannot run on it. Another node "
+            "may have changed the model's sampling settings (e.g. ModelSamplingDiscrete with other values); connect "
+            "the checkpoint loader's MODEL, or reload the checkpoint")
+
+
 def ddim_schedule(alphas_cumprod: torch.Tensor, steps: int) -> DDIMSchedule:
     """The DDIM schedule the papers use, for a model with these ᾱ."""
     from diffusers import DDIMScheduler  # heavy import, only when a schedule is built
@@ -68,6 +92,7 @@ def ddim_schedule(alphas_cumprod: torch.Tensor, steps: int) -> DDIMSchedule:
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     acp = alphas_cumprod.detach().to("cpu", torch.float64)
+    check_alphas(acp)
     previous = torch.cat([acp.new_ones(1), acp[:-1]])
     betas = 1 - acp / previous
     scheduler = DDIMScheduler(

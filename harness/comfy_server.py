@@ -26,12 +26,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def prepare_base_directory(base: Path, testing_nodes: bool = True) -> Path:
-    """models/, input/, output/ and custom_nodes/ (DragKit, and the test-only nodes unless told not
-    to: a user's ComfyUI never lists them) for one server."""
+def prepare_base_directory(base: Path, testing_nodes: bool = True, pack: Path | None = ROOT) -> Path:
+    """models/, input/, output/ and custom_nodes/ (DragKit linked from `pack`, the checkout by default:
+    None leaves custom_nodes/dragkit to the caller; and the test-only nodes unless told not to: a
+    user's ComfyUI never lists them) for one server."""
     custom = base / "custom_nodes"
     custom.mkdir(parents=True, exist_ok=True)
-    packs = {"dragkit": ROOT, "dragkit_testing": TESTING_NODES if testing_nodes else None}
+    packs = {"dragkit_testing": TESTING_NODES if testing_nodes else None}
+    if pack is not None:
+        packs["dragkit"] = pack
     for name, target in packs.items():
         link = custom / name
         if target is None:

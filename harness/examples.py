@@ -52,7 +52,7 @@ def has_gpu() -> bool:
 
 
 def copy_sample_images(base: Path) -> None:
-    for image in (ROOT / "workflows" / "images").iterdir():
+    for image in (ROOT / "example_workflows" / "images").iterdir():
         shutil.copy(image, base / "input" / image.name)
 
 

@@ -9,6 +9,7 @@ from .inversion import DragKitDDIMInvert
 from .lora import DragKitLoRAFinetune
 from .metrics import DragKitBenchmarkSample, DragKitMetrics
 from .metrics import register_folder as register_lpips_folder
+from .points import POINT_NODES
 from .sam2_loader import DragKitSAM2Loader, register_folder
 from .sampler import SAMPLER_NODES
 
@@ -19,6 +20,7 @@ class DragKitExtension(ComfyExtension):
         register_lpips_folder()  # models/lpips, the Metrics node's LPIPS weights
         return [
             DragKitEditor,
+            *POINT_NODES,
             DragKitSAM2Loader,
             DragKitAutoMask,
             DragKitLoRAFinetune,

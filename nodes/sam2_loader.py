@@ -64,6 +64,8 @@ class DragKitSAM2Loader(CheckedNode):
 
     @classmethod
     def validate_inputs(cls, sam2_name, precision) -> bool | str:
+        if not sam2_model.sam2_installed():
+            return f"sam2_name: the sam2 package is not installed; {sam2_model.INSTALL_HINT}"
         if sam2_name == NO_FILE or (sam2_name is not None and sam2_name not in sam2_files()):
             return missing_file_message() if not sam2_files() else f"sam2_name: {sam2_name!r} is not in models/sam2"
         return cls.refusal(precision=precision)

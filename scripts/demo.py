@@ -23,7 +23,7 @@ def main() -> int:
     cache = Path(os.environ.get("DRAGKIT_CACHE") or Path.home() / ".cache" / "dragkit")
     parser.add_argument("--base", type=Path, default=cache / "demo",
                         help="ComfyUI base directory (models/, input/, output/, custom_nodes/); default $DRAGKIT_CACHE/demo")
-    parser.add_argument("--workflow", type=Path, default=ROOT / "workflows" / "gooddrag.json")
+    parser.add_argument("--workflow", type=Path, default=ROOT / "example_workflows" / "gooddrag.json")
     parser.add_argument("--run-only", action="store_true", help="run the workflow, write the pictures and stop")
     parser.add_argument("--fit-side", type=int, default=256,
                         help="without DRAGKIT_CHECKPOINT: the picture's longest side on the random-weight run")

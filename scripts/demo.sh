@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The demo: provisions (idempotently), runs workflows/gooddrag.json headless on its sample picture and
+# The demo: provisions (idempotently), runs example_workflows/gooddrag.json headless on its sample picture and
 # writes the edit and a before / points / after figure to <base>/output/dragkit_demo/, then serves
 # ComfyUI with DragKit on http://127.0.0.1:8188. DRAGKIT_CHECKPOINT=/path/sd15.safetensors uses real
 # weights; without it a random-weight checkpoint with SD 1.5's layout is generated and the graph fitted

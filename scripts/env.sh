@@ -6,6 +6,7 @@ export DRAGKIT_PYTHON="$(env_value DRAGKIT_PYTHON)"
 export COMFYUI_PATH="$(env_value COMFYUI_PATH)"
 export DRAGKIT_CURRENT_COMFYUI="$(env_value DRAGKIT_CURRENT_COMFYUI)"
 export DRAGKIT_CURRENT_PACKAGES="$(env_value DRAGKIT_CURRENT_PACKAGES)"
+export DRAGKIT_COMFY_CLI="$(env_value DRAGKIT_COMFY_CLI)"
 
 # Point COMFYUI_PATH at the current ComfyUI (with its newest frontend) when it was provisioned.
 use_current_comfyui() {

@@ -1,6 +1,6 @@
 """Evaluate drag methods on DragBench or Drag100 through ComfyUI's own /prompt queue.
 
-Each (sample, method, seed) is the method's example workflow (workflows/<method>.json) with the
+Each (sample, method, seed) is the method's example workflow (example_workflows/<method>.json) with the
 sample's picture (uploaded to the server), drag and prompt, and a DragKit Metrics node on the
 result. Jobs fan out over the given ComfyUI servers (one job per server at a time). Every finished
 job is one CSV row, written at once; a rerun with the same --output skips what is there, so an
@@ -40,7 +40,7 @@ from harness.examples import (ExampleFailed, captioned, has_gpu, one_above_anoth
 from harness.workflow import RANDOM_SAM2, apply_structure_budgets, fitted_size, workflow_to_prompt
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = tuple(recipe.key for recipe in RECIPES)  # each runs its example workflow, workflows/<key>.json
+METHODS = tuple(recipe.key for recipe in RECIPES)  # each runs its example workflow, example_workflows/<key>.json
 METRIC_COLUMNS = ("mean_distance", "image_fidelity", "image_fidelity_background", "dai_1", "dai_5", "dai_10", "dai_20")
 COLUMNS = ("sample", "method", "seed", "server", "seconds", "peak_memory_gib", *METRIC_COLUMNS,
            "pairs", "distances", "handles", "image")
@@ -235,7 +235,7 @@ def check_server(url: str, info: dict, checkpoint: str, args) -> None:
 
 
 def run_job(client: ComfyClient, info: dict, job: Job, checkpoint: str, args, out: Path) -> dict:
-    prompt = workflow_to_prompt(json.loads((ROOT / "workflows" / f"{job.method}.json").read_text()), info)
+    prompt = workflow_to_prompt(json.loads((ROOT / "example_workflows" / f"{job.method}.json").read_text()), info)
     uploaded = upload(client.url, job.sample.image, f"dragkit_eval_{job.sample.name.replace('/', '__')}.png")
     if args.random_weights:
         apply_structure_budgets(prompt, checkpoint)

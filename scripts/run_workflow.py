@@ -15,7 +15,7 @@ from harness.comfy_server import ComfyClient, prepare_base_directory, running_se
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--workflow", type=Path, default=ROOT / "workflows" / "gooddrag.json")
+    parser.add_argument("--workflow", type=Path, default=ROOT / "example_workflows" / "gooddrag.json")
     parser.add_argument("--checkpoint", help="path of an SD 1.5 checkpoint (default: $DRAGKIT_CHECKPOINT)")
     parser.add_argument("--random-weights", action="store_true",
                         help="a generated random-weight checkpoint and the graph fitted to a CPU: plumbing, not quality")

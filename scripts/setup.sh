@@ -7,7 +7,8 @@
 #     with the newest frontend (comfyui-frontend-package) and its own templates and docs packages
 #     in a folder of their own (put on PYTHONPATH when tests run on it),
 #   - both ComfyUIs' requirements, DragKit's requirements and the test requirements,
-#   - Debian's chromium for the browser tests (apt-get, once).
+#   - for scripts/test.sh only (DRAGKIT_TEST_TOOLS=1): Debian's chromium for the browser tests
+#     (apt-get, once) and comfy-cli in a venv of its own.
 # Prints the environment to source (DRAGKIT_PYTHON, COMFYUI_PATH, DRAGKIT_CURRENT_COMFYUI,
 # DRAGKIT_CURRENT_PACKAGES) as its last lines.
 set -euo pipefail
@@ -73,7 +74,10 @@ if [ ! -f "$current/main.py" ] && [ -f "$current_source/main.py" ]; then
 fi
 
 # The browser tests drive Debian's Chromium; Playwright (tests/requirements.txt) never downloads one.
-if ! command -v chromium >/dev/null 2>&1; then
+# Only scripts/test.sh asks for the test tools (DRAGKIT_TEST_TOOLS=1): the demo and the other scripts
+# need no browser and no comfy-cli.
+test_tools="${DRAGKIT_TEST_TOOLS:-0}"
+if [ "$test_tools" = 1 ] && ! command -v chromium >/dev/null 2>&1; then
   echo "setup: installing Debian's chromium for the browser tests" >&2
   sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
   $sudo_ apt-get update -qq >&2
@@ -91,7 +95,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$reqs_hash" ]; then
   # 0.3.75 imports requests without listing it.
   # sam2 is an sdist: built against the torch already here, without its optional CUDA extension
   pip_q setuptools wheel
-  SAM2_BUILD_CUDA=0 pip_q --no-build-isolation "$(grep -E '^sam2([<>=!~ ]|$)' "$here/requirements.txt")"
+  SAM2_BUILD_CUDA=0 pip_q --no-build-isolation "sam2>=1.0"  # the tests use it; optional for users (README)
   pip_q -r "$cache/comfyui-requirements.txt" requests -r "$here/requirements.txt" -r "$here/tests/requirements.txt"
   if [ -n "$current_reqs" ]; then
     # One environment serves both; the frontend, templates and docs packages differ, and the
@@ -115,7 +119,20 @@ if [ -n "$current_reqs" ]; then
   fi
 fi
 
+# comfy-cli, the Registry's own `comfy node validate` / `comfy node pack` (tests/host/test_packaging.py),
+# in a venv of its own: its dependencies are not ComfyUI's.
+comfy_cli_pin="comfy-cli==1.23.0"
+cli_venv="$cache/comfy-cli"
+if [ "$test_tools" = 1 ] && [ "$(cat "$cli_venv/.dragkit-pin" 2>/dev/null)" != "$comfy_cli_pin" ]; then
+  echo "setup: installing $comfy_cli_pin into $cli_venv" >&2
+  rm -rf "$cli_venv"
+  python3 -m venv "$cli_venv"
+  "$cli_venv/bin/python" -m pip install -q --disable-pip-version-check "$comfy_cli_pin"
+  echo "$comfy_cli_pin" >"$cli_venv/.dragkit-pin"
+fi
+
 echo "DRAGKIT_PYTHON=$py"
+[ -x "$cli_venv/bin/comfy" ] && echo "DRAGKIT_COMFY_CLI=$cli_venv/bin/comfy"
 echo "COMFYUI_PATH=$comfy"
 if [ -n "$current_reqs" ]; then
   echo "DRAGKIT_CURRENT_COMFYUI=$current"

@@ -5,6 +5,7 @@
 # DRAGKIT_HOSTS="0.3.75" (or "current") runs on one ComfyUI only.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export DRAGKIT_TEST_TOOLS=1  # setup.sh also installs Debian's chromium (tests/browser) and comfy-cli
 source "$here/scripts/env.sh"
 cd "$here"
 hosts="${DRAGKIT_HOSTS:-0.3.75 current}"

@@ -24,7 +24,7 @@ class InversionPreset:
 @dataclass(frozen=True)
 class Recipe:
     name: str  # display name, also the LoRA node's preset name
-    key: str  # lower-case name: workflows/<key>.json, the evaluation CLI's --methods
+    key: str  # lower-case name: example_workflows/<key>.json, the evaluation CLI's --methods
     node_id: str  # the drag node (never renamed)
     settings: type  # the method's frozen settings dataclass
     optimise: Callable

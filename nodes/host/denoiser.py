@@ -233,10 +233,17 @@ def _differentiable_attention(_default, *args, **kwargs):
 def _static_clone(model):
     """A clone whose weights are ordinary parameters: ComfyUI's non-dynamic delegate of a Dynamic
     VRAM model (ComfyUI ≥ 0.2x), a plain clone otherwise (0.3.x, CPU)."""
-    if getattr(model, "is_dynamic", lambda: False)():
-        delegate = getattr(model, "get_non_dynamic_delegate", None)
+    if not getattr(model, "is_dynamic", lambda: False)():
+        return model.clone()
+    delegate = getattr(model, "get_non_dynamic_delegate", None)
+    try:
         return delegate() if delegate is not None else model.clone(disable_dynamic=True)
-    return model.clone()
+    except Exception as exc:  # noqa: BLE001 - whatever the loader's patcher raises, the user gets what to do
+        raise ValueError(
+            f"model: this MODEL streams its weights (ComfyUI's Dynamic VRAM) and ComfyUI cannot make the fully loaded "
+            f"copy that LoRA training and dragging need ({type(exc).__name__}: {exc}). It likely comes from a custom "
+            "loader (GGUF and the like) that ComfyUI cannot reload; load the checkpoint with Load Checkpoint, or start "
+            "ComfyUI with --disable-dynamic-vram") from None
 
 
 class _FeaturesTaken(Exception):

@@ -22,13 +22,13 @@ def producer(prompt: dict, inputs: dict, name: str) -> str:
 @pytest.fixture
 def sample_images(browser_server):
     """The shipped workflows' pictures in ComfyUI's input folder, as the README asks users to put them."""
-    for image in (ROOT / "workflows" / "images").iterdir():
+    for image in (ROOT / "example_workflows" / "images").iterdir():
         shutil.copy(image, browser_server.base / "input" / image.name)
 
 
 def test_gooddrag_workflow_opens_with_every_link_in_place(comfy_page, sample_images):
     page = comfy_page
-    page.load_workflow(json.loads((ROOT / "workflows" / "gooddrag.json").read_text()))
+    page.load_workflow(json.loads((ROOT / "example_workflows" / "gooddrag.json").read_text()))
     prompt = page.api_prompt()
     (drag,) = [node["inputs"] for node in prompt.values() if node["class_type"] == "DragKitGoodDrag"]
     (sampler,) = [node["inputs"] for node in prompt.values() if node["class_type"] == "DragKitMutualAttentionSampler"]
@@ -44,7 +44,7 @@ def test_gooddrag_workflow_opens_with_every_link_in_place(comfy_page, sample_ima
 
 def test_adaptivedrag_workflow_opens_with_every_link_in_place(comfy_page, sample_images):
     page = comfy_page
-    page.load_workflow(json.loads((ROOT / "workflows" / "adaptivedrag.json").read_text()))
+    page.load_workflow(json.loads((ROOT / "example_workflows" / "adaptivedrag.json").read_text()))
     prompt = page.api_prompt()
     node = {inputs["class_type"]: inputs["inputs"] for inputs in prompt.values()}
     drag, sampler, auto = node["DragKitAdaptiveDrag"], node["DragKitCLossSampler"], node["DragKitAutoMask"]
@@ -63,7 +63,7 @@ def test_adaptivedrag_workflow_opens_with_every_link_in_place(comfy_page, sample
 
 def test_dragnext_workflow_opens_with_every_link_and_its_region_in_place(comfy_page, sample_images):
     page = comfy_page
-    page.load_workflow(json.loads((ROOT / "workflows" / "dragnext.json").read_text()))
+    page.load_workflow(json.loads((ROOT / "example_workflows" / "dragnext.json").read_text()))
     prompt = page.api_prompt()
     node = {inputs["class_type"]: inputs["inputs"] for inputs in prompt.values()}
     drag, sampler = node["DragKitDragNeXt"], node["DragKitMutualAttentionSampler"]
@@ -81,7 +81,7 @@ def test_dragnext_workflow_opens_with_every_link_and_its_region_in_place(comfy_p
 
 # --- every workflow, end to end ---------------------------------------------------------------------
 
-WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
+WORKFLOWS = sorted((ROOT / "example_workflows").glob("*.json"))
 
 
 def saved_links(workflow: dict) -> dict:

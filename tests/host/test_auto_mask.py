@@ -147,3 +147,18 @@ def test_cancel_during_sam2_automatic_masks_is_prompt_and_the_next_run_works(cli
     assert max(p[1] for p in run.progress if p[0] == "auto") <= 3, "cancel was not prompt"
     again = client.run(auto_mask_graph("slic", dilation=1))
     assert again.status == "success", again.describe()
+
+
+def test_without_the_sam2_package_the_loader_says_at_queue_time_how_to_install_it(monkeypatch):
+    """sam2 is an optional install: the loader refuses the prompt with the install line (in-process,
+    with the package reported missing), before anything is read."""
+    from harness.comfy_inprocess import import_comfy
+
+    import_comfy()
+    from dragkit.core import sam2_model
+    from dragkit.nodes.sam2_loader import DragKitSAM2Loader
+
+    monkeypatch.setattr(sam2_model, "sam2_installed", lambda: False)
+    message = DragKitSAM2Loader.validate_inputs(sam2_name="sam2.1_hiera_base_plus.pt", precision="auto")
+    assert message.startswith("sam2_name: the sam2 package is not installed"), message
+    assert 'pip install --no-build-isolation "sam2>=1.0"' in message and "slic" in message, message

@@ -31,5 +31,5 @@ def test_the_demo_runs_the_gooddrag_example_and_writes_the_edit_and_its_figure(t
     assert edited.shape == (128, 128, 3) and edited.std() > 1  # the fitted lion_0 is 128×128
     figure = Image.open(out / "figure.png")
     assert figure.height > 256 and figure.width > 3 * 256  # before, points and after, side by side
-    assert not (ROOT / "workflows" / "images" / "lion_0_128x128.png").exists()  # the fitted copy went to input/
+    assert not (ROOT / "example_workflows" / "images" / "lion_0_128x128.png").exists()  # the fitted copy went to input/
     assert (tmp_path / "input" / "lion_0_128x128.png").exists()

@@ -84,3 +84,18 @@ def test_other_attention_patches_keep_working_where_dragkit_declines():
         denoiser.predict(x, 981, context)
     assert calls == [("input", 1)]
     assert policy.edited[0, 10] == 1  # DragKit's own layers were handled by DragKit
+
+
+def test_a_dynamic_model_comfyui_cannot_reload_is_refused_with_what_to_do(tiny_model):
+    """A Dynamic VRAM MODEL from a custom loader (GGUF and the like) has no recipe to reload it fully
+    loaded: ComfyUI's own delegate raises, and the gradient-taking nodes say what to do instead."""
+    from dragkit.nodes import host
+
+    model = tiny_model.clone()
+    model.is_dynamic = lambda: True  # as under Dynamic VRAM on a GPU
+    model.cached_patcher_init = None  # what a custom loader leaves
+    with pytest.raises(ValueError) as refused:
+        host.loaded_denoiser(model, for_gradients=True)
+    message = str(refused.value)
+    assert message.startswith("model: this MODEL streams its weights") and "Load Checkpoint" in message, message
+    host.loaded_denoiser(tiny_model.clone(), for_gradients=False)  # sampling nodes never need the delegate

@@ -17,10 +17,10 @@ DRAG100 = ROOT.parent / "shared" / "data" / "Drag100" / "lion_0"
 @pytest.fixture(scope="module")
 def prompt_of(client_module, comfy_base):
     """The API prompt of a shipped workflow, by name, with the sample pictures in input/."""
-    for image in (ROOT / "workflows" / "images").iterdir():
+    for image in (ROOT / "example_workflows" / "images").iterdir():
         shutil.copy(image, comfy_base / "input" / image.name)
     info = client_module.object_info()
-    return lambda name: workflow_to_prompt(json.loads((ROOT / "workflows" / f"{name}.json").read_text()), info)
+    return lambda name: workflow_to_prompt(json.loads((ROOT / "example_workflows" / f"{name}.json").read_text()), info)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,11 @@ def test_dragnext_workflow_turns_the_lions_head_as_a_rotate_region(prompt_of):
 def test_every_workflow_is_in_the_template_browser(server):
     """ComfyUI lists a pack's workflows folder under the pack's name (Workflow → Browse Templates)."""
     listed = requests.get(f"{server.url}/workflow_templates", timeout=30).json()
-    assert sorted(listed["dragkit"]) == sorted(p.stem for p in (ROOT / "workflows").glob("*.json"))
+    assert sorted(listed["dragkit"]) == sorted(p.stem for p in (ROOT / "example_workflows").glob("*.json"))
+
+    # what the template browser fetches when a user picks one: the file itself (a thumbnail is optional)
+    served = requests.get(f"{server.url}/api/workflow_templates/dragkit/gooddrag.json", timeout=30)
+    assert served.ok and served.json() == json.loads((ROOT / "example_workflows" / "gooddrag.json").read_text())
 
 
 @pytest.mark.parametrize("name, chain, presets", [

@@ -126,3 +126,33 @@ def drag_module():
     import dragkit.core.drag as drag
 
     return drag
+
+
+def test_points_from_other_packs_read_both_formats_and_round_trip():
+    from dragkit.core.drag import points_from_text, points_to_text
+
+    kj = '[{"x": 10, "y": 20}, {"x": 3.5, "y": 4}]'
+    assert points_from_text(kj) == ((10.0, 20.0), (3.5, 4.0))
+    assert points_from_text("[[10, 20], [3.5, 4]]") == points_from_text(kj)
+    assert points_from_text('{"x": 1, "y": 2}') == ((1.0, 2.0),)  # one point on its own
+    assert points_from_text(points_to_text(((10.0, 20.0), (3.5, 4.0)))) == ((10.0, 20.0), (3.5, 4.0))
+    assert points_to_text(((10.0, 20.0),)) == '[{"x": 10, "y": 20}]'  # whole pixels as integers, as KJNodes writes
+
+
+@pytest.mark.parametrize("text, words", [
+    ("", "is empty"), ("  ", "is empty"), ("[1, 2", "is not JSON"), ("[]", "non-empty JSON list"),
+    ('"x"', "non-empty JSON list"), ('[{"y": 2}]', "point 1 must have x and y"), ("[[1, 2, 3]]", "point 1 must be [x, y]"),
+    ('[[1, "2"]]', "two finite numbers"), ("[[1, Infinity]]", "two finite numbers"), ("[[1, true]]", "two finite numbers"),
+    (json.dumps([[1, 2]] * 101), "at most 100"),
+])
+def test_bad_point_strings_say_what_is_wrong(text, words):
+    from dragkit.core.drag import points_from_text
+
+    with pytest.raises(DragSpecError) as refused:
+        points_from_text(text)
+    assert words in str(refused.value), refused.value
+
+
+def test_the_checked_constructor_bounds_the_pairs():
+    with pytest.raises(DragSpecError, match="at most 100"):
+        DragSpec(64, 64, ((1.0, 1.0),) * 101, ((2.0, 2.0),) * 101)

@@ -101,3 +101,15 @@ def test_an_exception_from_on_step_aborts_the_inversion(schedule, latent, cond):
     with pytest.raises(Cancelled):
         invert(denoiser, latent, cond, schedule, 0.7, on_step=cancel)
     assert len(denoiser.predicted_timesteps) == 1
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda a: a.index_fill(0, torch.tensor([500]), float("nan")), "non-finite values (first at t = 500)"),
+    (lambda a: torch.cat([a[:10], a[10:11], a[10:]]), "not decreasing (first at t = 11)"),
+    (lambda a: a * 2, "leaves (0, 1]"),
+    (lambda a: a[:1], "has 1 values"),
+])
+def test_a_broken_noise_schedule_is_refused_naming_the_model(damage, words):
+    with pytest.raises(ValueError) as refused:
+        ddim_schedule(damage(sd15_alphas_cumprod()), 50)
+    assert str(refused.value).startswith("model: its noise schedule") and words in str(refused.value), refused.value

@@ -179,7 +179,25 @@ class DragKitTestDevicePeak:
         return {"ui": {"peak": [report]}}
 
 
+class DragKitTestDragReport:
+    """A DRAGKIT_DRAG as its schema-v1 JSON, and any strings beside it (e.g. Drag to Points' outputs)."""
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"drag": ("DRAGKIT_DRAG",)},
+                "optional": {"handles": ("STRING", {"forceInput": True}), "targets": ("STRING", {"forceInput": True})}}
+
+    RETURN_TYPES = ()
+    FUNCTION = "run"
+    OUTPUT_NODE = True
+    CATEGORY = "DragKit/testing"
+
+    def run(self, drag, handles=None, targets=None):
+        return {"ui": {"drag": [drag.to_dict()], "points": [{"handles": handles, "targets": targets}]}}
+
+
 NODE_CLASS_MAPPINGS = {
+    "DragKitTestDragReport": DragKitTestDragReport,
     "DragKitTestDevicePeak": DragKitTestDevicePeak,
     "DragKitTestEditReport": DragKitTestEditReport,
     "DragKitTestInversionReport": DragKitTestInversionReport,
