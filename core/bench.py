@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .drag import DragSpec
+from .drag import MAX_PAIRS, DragSpec, DragSpecError
 
 RUNNER_WIDTH = 512
 
@@ -50,7 +50,20 @@ def sample_folders(kind: str, root: Path) -> list[Path]:
 
 
 def load_sample(kind: str, folder: Path, width: int = RUNNER_WIDTH) -> BenchmarkSample:
-    return _LAYOUTS[kind][1](Path(folder), width)
+    """One sample; anything wrong with its files raises BenchmarkDataError naming the sample and file."""
+    folder = Path(folder)
+    try:
+        return _LAYOUTS[kind][1](folder, width)
+    except BenchmarkDataError:
+        raise
+    except (DragSpecError, ValueError, OSError) as error:  # a point off the picture, NaN, an unreadable image
+        raise BenchmarkDataError(f"{sample_name(kind, folder)} ({folder}): {error}") from None
+
+
+def sample_name(kind: str, folder: Path) -> str:
+    """How a sample is named in results: <category>/<sample> (DragBench) or <sample> (Drag100)."""
+    folder = Path(folder)
+    return f"{folder.parent.name}/{folder.name}" if kind == "dragbench" else folder.name
 
 
 def load_dataset(kind: str, root: Path, width: int = RUNNER_WIDTH) -> list[BenchmarkSample]:
@@ -75,14 +88,13 @@ def _dragbench_sample(folder: Path, width: int) -> BenchmarkSample:
         mask = np.asarray(data.get("mask"))
     else:
         raise BenchmarkDataError(f"{folder}: neither drag_instruction.json + mask.png nor meta_data.pkl")
-    name = f"{folder.parent.name}/{folder.name}"
-    return _sample(name, folder / "original_image.png", data.get("points"), mask, str(data.get("prompt", "")), width)
+    return _sample(sample_name("dragbench", folder), folder / "original_image.png", data.get("points"), mask, str(data.get("prompt", "")), width)
 
 
 def _drag100_sample(folder: Path, width: int) -> BenchmarkSample:
     data = _read_json(folder / "points.json")
     mask = np.asarray(Image.open(folder / "mask.png").convert("L"))
-    return _sample(folder.name, folder / "original.jpg", data.get("points"), mask, "", width)
+    return _sample(sample_name("drag100", folder), folder / "original.jpg", data.get("points"), mask, "", width)
 
 
 def _read_json(path: Path) -> dict:
@@ -98,18 +110,31 @@ def _read_json(path: Path) -> dict:
 def _sample(name: str, picture: Path, points, mask: np.ndarray, prompt: str, width: int) -> BenchmarkSample:
     if not isinstance(points, list) or len(points) < 2 or len(points) % 2:
         raise BenchmarkDataError(f"{name}: 'points' must alternate handle and target (got {points!r:.80})")
+    if len(points) > 2 * MAX_PAIRS:
+        raise BenchmarkDataError(f"{name}: {len(points) // 2} pairs; at most {MAX_PAIRS} are supported")
     image = np.asarray(Image.open(picture).convert("RGB"))
     h, w = image.shape[:2]
     if mask.shape[:2] != (h, w):
         raise BenchmarkDataError(f"{name}: mask is {mask.shape[1]}×{mask.shape[0]}, picture {w}×{h}")
     editable = mask > 0
-    pairs = [tuple(float(v) for v in p) for p in points]
+    pairs = [_finite_point(point, f"{name} ({picture.parent}): point {index + 1}") for index, point in enumerate(points)]
     drag = DragSpec(w, h, tuple(pairs[0::2]), tuple(pairs[1::2]), editable if editable.any() else None)
     height = int(width * h / w)
     if (w, h) != (width, height):
         image = np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
         drag = drag.resized(width, height)
     return BenchmarkSample(name, image, drag, prompt)
+
+
+def _finite_point(value, what: str) -> tuple[float, float]:
+    """[x, y] of two finite numbers (lists or numpy arrays, as the datasets store them)."""
+    try:
+        point = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        point = None
+    if point is None or point.shape != (2,) or not np.isfinite(point).all() or np.asarray(value).dtype == bool:
+        raise BenchmarkDataError(f"{what} must be two finite numbers, got {value!r:.60}")
+    return float(point[0]), float(point[1])
 
 
 _LAYOUTS = {

@@ -31,8 +31,12 @@ REGION_TYPES = ("translate", "deform", "rotate")
 # drag run for long: 8192 px a side and 32 Mpx in all (SD needs far less), 100 pairs, and a text of
 # at most 16 MB (a 4096² mask with a run every few pixels).
 MAX_SIDE = 8192
+MIN_SIDE = 64  # SD's VAE makes it an 8×8 latent, the smallest the UNet's three halvings take
 MAX_PIXELS = 1 << 25
 MAX_PAIRS = 100
+# The whole drag's decoded masks (the editable mask and every region, each width × height): what one
+# drag_data may make the server decode and check, whatever its size on the wire (128 MiB of bools).
+MAX_MASK_PIXELS = 1 << 27
 MAX_JSON_CHARS = 16_000_000
 
 
@@ -150,13 +154,30 @@ class DragSpec:
             handles.append(_point(pair["handle"], f"pair {i + 1} handle"))
             targets.append(_point(pair["target"], f"pair {i + 1} target"))
         mask = data.get("mask")
-        mask = None if mask is None else _mask(mask, width, height, "mask")
         regions = data.get("regions") or []
         if not isinstance(regions, list):
             raise DragSpecError("regions must be a list")
+        _check_mask_budget((mask is not None) + len(regions), width, height)  # before any mask is decoded
+        mask = None if mask is None else _mask(mask, width, height, "mask")
         _check_region_pairs(regions, len(pairs))  # before any region mask is decoded
         parsed = tuple(_region(r, width, height) for r in regions)
         return cls(width, height, tuple(handles), tuple(targets), mask, parsed)
+
+
+def _check_mask_budget(layers: int, width: int, height: int) -> None:
+    if layers * width * height > MAX_MASK_PIXELS:
+        raise DragSpecError(
+            f"the drag has {layers} masks (editable mask and regions) of {width}×{height} pixels, "
+            f"{layers * width * height:,} in all; at most {MAX_MASK_PIXELS:,} are accepted per drag: "
+            "use fewer regions or a smaller picture")
+
+
+def check_picture_size(width: int, height: int) -> None:
+    """The smallest picture DragKit edits (`MIN_SIDE` on each side); smaller ones would reach the
+    feature grid or the VAE and fail there."""
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise DragSpecError(f"the picture is {width}×{height} pixels; DragKit needs at least {MIN_SIDE}×{MIN_SIDE} "
+                            "(scale it up first, e.g. with Upscale Image)")
 
 
 def _check_region_pairs(regions: list, pair_count: int) -> None:
@@ -187,6 +208,7 @@ def _check_spec(spec: DragSpec) -> None:
     for i, (h, t) in enumerate(zip(spec.handles, spec.targets)):
         _inside(h, spec, f"pair {i + 1} handle")
         _inside(t, spec, f"pair {i + 1} target")
+    _check_mask_budget((spec.mask is not None) + len(spec.regions), spec.width, spec.height)
     if spec.mask is not None:
         _mask_shape(spec.mask, spec, "mask")
         if not spec.mask.any():

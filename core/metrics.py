@@ -142,11 +142,23 @@ def alexnet_lpips(alexnet_state: dict[str, torch.Tensor], lpips_state: dict[str,
     from torchvision.models import alexnet
 
     features = alexnet(weights=None).features
-    features.load_state_dict({k.removeprefix("features."): v for k, v in alexnet_state.items() if k.startswith("features.")})
+    given = {k.removeprefix("features."): v for k, v in alexnet_state.items() if k.startswith("features.")}
+    _check_shapes("AlexNet", given, {k: tuple(v.shape) for k, v in features.state_dict().items()})
+    features.load_state_dict(given)
     cuts = (0, 2, 5, 8, 10, 12)  # after relu1 … relu5, as LPIPS taps AlexNet
     stages = [features[cuts[i]:cuts[i + 1]] for i in range(5)]
+    channels = (64, 192, 384, 256, 256)  # what each tapped stage gives
+    _check_shapes("LPIPS", lpips_state, {f"lin{i}.model.1.weight": (1, c, 1, 1) for i, c in enumerate(channels)})
     weights = [lpips_state[f"lin{i}.model.1.weight"] for i in range(5)]
     return Lpips(stages, weights).eval()
+
+
+def _check_shapes(what: str, state: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]]) -> None:
+    """Refuse weights of another network before anything is loaded, naming the first misfit."""
+    for key, shape in expected.items():
+        if key not in state or tuple(state[key].shape) != shape:
+            got = "missing" if key not in state else f"{tuple(state[key].shape)}"
+            raise ValueError(f"the {what} weights do not fit: {key} is {got}, expected {shape}")
 
 
 def image_fidelity(lpips: Lpips, source: torch.Tensor, edited: torch.Tensor, editable: torch.Tensor | None = None) -> float:

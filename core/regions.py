@@ -180,6 +180,11 @@ def check_regions(spec: DragSpec, grid: FeatureGrid, angle_step: float = 2.0) ->
 def _painted_motion(region: Region, handle: GridPoint, target: GridPoint, grid: FeatureGrid, angle_step: float) -> RegionMotion:
     where = f"region for pair {region.pair + 1}"
     center = None if region.center is None else tuple(grid.to_grid([region.center])[0].tolist())
+    if region.kind == "rotate" and center is not None:
+        for name, point in (("handle", handle), ("target", target)):
+            if tuple(center) == tuple(point):  # the turn from handle to target about it has no angle
+                raise DragSpecError(f"{where}: its rotation centre lies on the pair's {name} (on DragNeXt's half-size "
+                                    "grid), so the turn has no defined angle; move the centre away from both points")
     motion = RegionMotion(region.kind, grid_mask(region.mask, grid.size), handle, target, center, angle_step)
     if not motion.mask.any():
         raise DragSpecError(f"{where} is too thin for DragNeXt's half-size feature grid; paint it at least 2 pixels wide")

@@ -35,7 +35,10 @@ _CONFIG_LETTER = {"tiny": "t", "small": "s", "base_plus": "b+", "large": "l"}
 _PATCH_EMBED = "image_encoder.trunk.patch_embed.proj.weight"
 
 # SAM2AutomaticMaskGenerator as the AdaptiveDrag code runs it: the package's defaults (§4.2 step 1)
-AUTOMATIC_SETTINGS = dict(points_per_batch=64, pred_iou_thresh=0.8, stability_score_thresh=0.95,
+# The points SAM 2 decodes per batch: each point's masks are decoded on their own, so the batch size
+# changes nothing but how often cancel is checked (64 points took 12–22 s on one CPU thread).
+POINTS_PER_BATCH = 8
+AUTOMATIC_SETTINGS = dict(pred_iou_thresh=0.8, stability_score_thresh=0.95,
                           stability_score_offset=1.0, mask_threshold=0.0, box_nms_thresh=0.7, crop_n_layers=0,
                           min_mask_region_area=0, multimask_output=True, use_m2m=False, output_mode="binary_mask")
 
@@ -59,15 +62,16 @@ class Sam2Variant:
         return f"SAM {self.version} Hiera {self.size.replace('_plus', '+')}"
 
 
+WEIGHTS_REMEDY = ("Expected Meta's SAM 2 checkpoint (e.g. sam2.1_hiera_base_plus.pt, from the facebookresearch/sam2 "
+                  "release page or its Hugging Face repositories) or a .safetensors conversion of it")
+
+
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
     """The state dict in a `.safetensors` or `.pt` file (Meta's checkpoints keep it under "model")."""
     try:
-        state = read_state_dict(path, "Use Meta's checkpoint or a .safetensors conversion.")
+        return read_state_dict(path, WEIGHTS_REMEDY)
     except WeightsFileError as exc:
         raise Sam2Error(str(exc)) from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise Sam2Error(f"{path.name}: not a SAM 2 weights file (expected a dict of tensors)")
-    return state
 
 
 def detect_variant(state: dict[str, torch.Tensor]) -> Sam2Variant:
@@ -89,6 +93,11 @@ def build_model(state: dict[str, torch.Tensor]) -> tuple[torch.nn.Module, Sam2Va
     except ImportError:
         raise Sam2Error(f"the sam2 package is not installed; {INSTALL_HINT}") from None
     model = build_sam2(variant.config, None, device="cpu", mode="eval", apply_postprocessing=False)
+    expected = model.state_dict()
+    wrong = [k for k, v in state.items() if k in expected and tuple(v.shape) != tuple(expected[k].shape)]
+    if wrong:
+        raise Sam2Error(f"the weights do not fit {variant.name}: {len(wrong)} tensors have other shapes (e.g. {wrong[0]}: "
+                        f"{tuple(state[wrong[0]].shape)}, expected {tuple(expected[wrong[0]].shape)}). {WEIGHTS_REMEDY}")
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise Sam2Error(f"the weights do not fit {variant.name}: missing {sorted(missing)[:3]}, "
@@ -106,11 +115,12 @@ def _autocast(model: torch.nn.Module, dtype: torch.dtype):
 
 def automatic_batches(points_per_side: int) -> int:
     """How many decoder batches the automatic generator runs (one progress step each)."""
-    return math.ceil(points_per_side**2 / AUTOMATIC_SETTINGS["points_per_batch"])
+    return math.ceil(points_per_side**2 / POINTS_PER_BATCH)
 
 
 def automatic_masks(model: torch.nn.Module, image: np.ndarray, points_per_side: int = 32,
-                    dtype: torch.dtype = torch.float32, on_batch: Callable[[], None] | None = None) -> list[np.ndarray]:
+                    dtype: torch.dtype = torch.float32, on_batch: Callable[[], None] | None = None,
+                    points_per_batch: int = POINTS_PER_BATCH) -> list[np.ndarray]:
     """SAM 2's automatic masks of an H × W × 3 uint8 image (bool H × W each). `on_batch` runs after
     each decoder batch: it may raise to cancel."""
     from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
@@ -122,7 +132,7 @@ def automatic_masks(model: torch.nn.Module, image: np.ndarray, points_per_side: 
                 on_batch()
             return data
 
-    generator = Generator(model, points_per_side=points_per_side, **AUTOMATIC_SETTINGS)
+    generator = Generator(model, points_per_side=points_per_side, points_per_batch=points_per_batch, **AUTOMATIC_SETTINGS)
     with torch.inference_mode(), _autocast(model, dtype):
         records = generator.generate(image)
     return [np.asarray(r["segmentation"], dtype=bool) for r in records]

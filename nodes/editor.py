@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from comfy_api.v0_0_2 import io, ui
 
-from ..core.drag import DragSpec, DragSpecError
+from ..core.drag import DragSpec, DragSpecError, check_picture_size
 from ..core.methods import dragnext
 from .checks import CheckedNode, InputError, checked, single_item
 from .values import DragType
@@ -24,6 +24,7 @@ def parse_drag_data(drag_data: str) -> DragSpec:
         if not isinstance(drag_data, str) or not drag_data.strip():
             raise DragSpecError("there are no handle → target pairs yet; place at least one pair in the editor")
         spec = DragSpec.from_json(drag_data)
+        check_picture_size(spec.width, spec.height)
         dragnext.check_drag(spec)  # a region must survive DragNeXt's feature grid
         return spec
     except DragSpecError as exc:

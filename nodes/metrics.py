@@ -15,20 +15,31 @@ from comfy_api.v0_0_2 import io, ui
 from ..core import metrics
 from ..core.bench import DATASETS, RUNNER_WIDTH, BenchmarkDataError, load_sample, sample_folders
 from ..core.memory import peak_memory_gib, reset_peak_memory
-from ..core.weights import WeightsFileError, read_state_dict
+from ..core.weights import WeightsFileError, check_weights_file, read_state_dict
 from . import host
 from .checks import CheckedNode, InputError, checked, require_finite, single_item
-from .host.folders import input_directory, model_file_path, model_files, model_folders, register_model_folder
+from .host.folders import (model_file_path, model_files, model_folders, register_input_folder, register_model_folder,
+                           subfolder_path, subfolders)
 from .values import DragType, EditType, handle_report
 
 LPIPS_FOLDER = "lpips"
 LPIPS_FILES = ("alexnet-owt-7be5be79.pth (torchvision's AlexNet, ImageNet weights)",
                "alex.pth (LPIPS v0.1's linear layers, from the lpips package's weights/v0.1/)")
+LPIPS_REMEDY = f"Expected {' and '.join(LPIPS_FILES)} (or .safetensors conversions of them)"
 METRICS_KEY = "dragkit_metrics"  # the executed message's key (and /history's) the evaluation CLI reads
+
+
+DATASET_FOLDER = "dragkit_datasets"  # input/dragkit_datasets/<Drag100 | DragBench | …>, extensible in extra_model_paths.yaml
+NO_DATASET = "(no dataset in input/dragkit_datasets)"
 
 
 def register_folder() -> None:
     register_model_folder(LPIPS_FOLDER)
+    register_input_folder(DATASET_FOLDER)
+
+
+def dataset_folders() -> list[str]:
+    return subfolders(DATASET_FOLDER)
 
 
 class DragKitBenchmarkSample(CheckedNode):
@@ -41,7 +52,9 @@ class DragKitBenchmarkSample(CheckedNode):
             description="One sample of DragBench or Drag100: the picture (width 512 as the papers' runners, or as chosen), its drag and prompt.",
             inputs=[
                 io.Combo.Input("dataset", options=list(DATASETS), default="drag100"),
-                io.String.Input("folder", default="", tooltip="The dataset's folder (absolute, or relative to ComfyUI's input folder)."),
+                io.Combo.Input("folder", options=dataset_folders() or [NO_DATASET],
+                               tooltip="The unpacked dataset, a folder in ComfyUI/input/dragkit_datasets/ (or in a "
+                                       "dragkit_datasets folder of extra_model_paths.yaml)."),
                 io.Int.Input("index", default=0, min=0, max=10_000, tooltip="The sample, in sorted folder order."),
                 io.Int.Input("width", default=RUNNER_WIDTH, min=64, max=2048, step=8,
                              tooltip="The picture's width (height in proportion); 512 as the papers' runners."),
@@ -56,31 +69,37 @@ class DragKitBenchmarkSample(CheckedNode):
         )
 
     @classmethod
-    def validate_inputs(cls, dataset) -> bool | str:
-        return cls.refusal(dataset=dataset)
+    def validate_inputs(cls, dataset, folder) -> bool | str:
+        return cls.refusal(dataset=dataset, folder=folder)
+
+    @classmethod
+    def check_values(cls, values: dict) -> None:
+        folder = values.get("folder")
+        if folder is not None and subfolder_path(DATASET_FOLDER, folder) is None:
+            raise InputError(_no_dataset(folder))
 
     @classmethod
     @checked
     def execute(cls, dataset: str, folder: str, index: int, width: int) -> io.NodeOutput:
-        root = _dataset_folder(folder)
+        root = subfolder_path(DATASET_FOLDER, folder)
         try:
             folders = sample_folders(dataset, root)
             if index >= len(folders):
-                raise InputError(f"index: {index} is past the last sample ({len(folders) - 1}) of {root}")
+                raise InputError(f"index: {index} is past the last sample ({len(folders) - 1}) of {folder}")
             sample = load_sample(dataset, folders[index], width)
-        except BenchmarkDataError as error:
-            raise InputError(f"folder: {error}") from None
+        except BenchmarkDataError as error:  # named inside the dataset, never by the server's paths
+            raise InputError(f"folder: {str(error).replace(str(root), folder)}") from None
         image = torch.from_numpy(sample.image.astype(np.float32) / 255)[None]
         mask = torch.from_numpy(sample.drag.editable_mask().astype(np.float32))[None]
         return io.NodeOutput(image, sample.drag, mask, sample.prompt, sample.name,
                              ui=ui.PreviewText(f"{sample.name}: {sample.drag.pair_count} pairs, prompt {sample.prompt!r}"))
 
 
-def _dataset_folder(folder: str) -> Path:
-    if not folder.strip():
-        raise InputError("folder: give the dataset's folder, e.g. /data/DragBench or /data/Drag100 (see the README)")
-    path = Path(folder).expanduser()
-    return path if path.is_absolute() else input_directory() / path
+def _no_dataset(folder: str) -> str:
+    listed = dataset_folders()
+    return (f"folder: {folder!r} is not a dataset folder in {DATASET_FOLDER} "
+            f"({'it has ' + ', '.join(listed) if listed else 'there is none yet'}). Unpack the dataset (e.g. Drag100/) "
+            f"into ComfyUI/input/{DATASET_FOLDER}/ or a {DATASET_FOLDER} folder of extra_model_paths.yaml, then refresh (R)")
 
 
 class DragKitMetrics(CheckedNode):
@@ -120,8 +139,14 @@ class DragKitMetrics(CheckedNode):
 
     @classmethod
     def check_values(cls, values: dict) -> None:
-        if values.get("image_fidelity") and len(model_files(LPIPS_FOLDER)) < 2:
-            raise _missing_lpips([None, None])  # at queue time: no evaluation runs for minutes to fail here
+        if values.get("image_fidelity"):  # at queue time: no evaluation runs for minutes to fail here
+            if len(model_files(LPIPS_FOLDER)) < 2:
+                raise _missing_lpips([None, None])
+            for name in model_files(LPIPS_FOLDER):
+                try:
+                    check_weights_file(model_file_path(LPIPS_FOLDER, name), LPIPS_REMEDY)
+                except WeightsFileError as error:
+                    raise InputError(f"image_fidelity: {error}") from None
 
     @classmethod
     @checked
@@ -180,14 +205,18 @@ def _lpips_from(files: tuple[tuple[Path, int], ...]) -> metrics.Lpips:
     states = []
     for path, _ in files:
         try:
-            states.append(read_state_dict(path, "Use the original file or a .safetensors conversion."))
+            states.append(read_state_dict(path, LPIPS_REMEDY))
         except WeightsFileError as error:
             raise InputError(f"image_fidelity: {error}") from None
     alexnet = next((s for s in states if "features.0.weight" in s), None)
     linear = next((s for s in states if "lin0.model.1.weight" in s), None)
     if alexnet is None or linear is None:
         raise _missing_lpips([alexnet, linear])
-    return metrics.alexnet_lpips(alexnet, linear)
+    try:
+        return metrics.alexnet_lpips(alexnet, linear)
+    except ValueError as error:  # files of the right kind with other shapes
+        raise InputError(f"image_fidelity: {error}; expected {' and '.join(LPIPS_FILES)} in "
+                         f"{model_folders(LPIPS_FOLDER)}") from None
 
 
 def _missing_lpips(found: list) -> InputError:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from comfy_api.v0_0_2 import io
 
-from ..core.drag import DragSpec, DragSpecError, points_from_text, points_to_text
+from ..core.drag import DragSpec, DragSpecError, check_picture_size, points_from_text, points_to_text
 from .checks import CheckedNode, InputError, checked, single_item
 from .values import DragType
 
@@ -59,6 +59,10 @@ class DragKitPointsToDrag(CheckedNode):
     def execute(cls, image: torch.Tensor, handles: str, targets: str, mask: torch.Tensor | None = None) -> io.NodeOutput:
         image = single_item(image, "image")
         height, width = image.shape[1], image.shape[2]
+        try:
+            check_picture_size(width, height)
+        except DragSpecError as exc:
+            raise InputError(f"image: {exc}") from None
         editable = None
         if mask is not None:
             editable = single_item(mask.reshape(-1, *mask.shape[-2:]), "mask")[0].cpu().numpy() > 0.5

@@ -7,6 +7,7 @@ import torch
 from comfy_api.v0_0_2 import io
 
 from ..core import sam2_model
+from ..core.weights import WeightsFileError, check_weights_file
 from . import host
 from .checks import CheckedNode, InputError, checked
 from .host.folders import model_file_path, model_files, model_folders, register_model_folder
@@ -68,6 +69,11 @@ class DragKitSAM2Loader(CheckedNode):
             return f"sam2_name: the sam2 package is not installed; {sam2_model.INSTALL_HINT}"
         if sam2_name == NO_FILE or (sam2_name is not None and sam2_name not in sam2_files()):
             return missing_file_message() if not sam2_files() else f"sam2_name: {sam2_name!r} is not in models/sam2"
+        if sam2_name is not None:
+            try:  # a few bytes, so a damaged file is refused before the prompt is queued
+                check_weights_file(model_file_path(SAM2_FOLDER, sam2_name), sam2_model.WEIGHTS_REMEDY)
+            except WeightsFileError as exc:
+                return f"sam2_name: {exc}"
         return cls.refusal(precision=precision)
 
     @classmethod

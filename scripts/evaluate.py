@@ -3,8 +3,10 @@
 Each (sample, method, seed) is the method's example workflow (example_workflows/<method>.json) with the
 sample's picture (uploaded to the server), drag and prompt, and a DragKit Metrics node on the
 result. Jobs fan out over the given ComfyUI servers (one job per server at a time). Every finished
-job is one CSV row, written at once; a rerun with the same --output skips what is there, so an
-interrupted evaluation resumes. At the end: summary.md / summary.json (per method: mean ± std over
+job is one CSV row, written whole (core/results.py); a rerun with the same --output skips what is
+there (a row cut by a crash is detected and made again), so an interrupted evaluation resumes. A
+sample that cannot be evaluated (unreadable files, a point off the picture, NaN) is reported with
+its file and what is wrong, kept as an error row, and the run goes on. At the end: summary.md / summary.json (per method: mean ± std over
 seeds of the dataset means; seconds per edit; peak memory) and grid.png (before / points / after).
 
     bash scripts/evaluate.sh --dataset drag100 --methods gooddrag easydrag --servers http://gpu1:8188 http://gpu2:8188 --checkpoint v1-5-pruned-emaonly.safetensors
@@ -13,7 +15,6 @@ seeds of the dataset means; seconds per edit; peak memory) and grid.png (before 
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import json
 import math
@@ -32,7 +33,8 @@ import requests
 import websocket
 from PIL import Image
 
-from dragkit.core.bench import load_dataset
+from dragkit.core.bench import BenchmarkDataError, load_sample, sample_folders, sample_name
+from dragkit.core.results import ResultsTable
 from dragkit.core.methods import METHODS as RECIPES
 from harness.comfy_server import ComfyClient, ComfyServer, PromptRefused, prepare_base_directory
 from harness.examples import (ExampleFailed, captioned, has_gpu, one_above_another, provide_checkpoint, side_by_side,
@@ -43,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 METHODS = tuple(recipe.key for recipe in RECIPES)  # each runs its example workflow, example_workflows/<key>.json
 METRIC_COLUMNS = ("mean_distance", "image_fidelity", "image_fidelity_background", "dai_1", "dai_5", "dai_10", "dai_20")
 COLUMNS = ("sample", "method", "seed", "server", "seconds", "peak_memory_gib", *METRIC_COLUMNS,
-           "pairs", "distances", "handles", "image")
+           "pairs", "distances", "handles", "image", "error")
 
 
 @dataclass(frozen=True)
@@ -63,13 +65,18 @@ class Job:
 
 def main() -> int:
     args = parse_args()
-    samples = load_dataset(args.dataset, args.data)[args.first:args.first + args.samples if args.samples else None]
-    if args.fit_side:
-        samples = [fitted(s, args.fit_side) for s in samples]
+    folders = sample_folders(args.dataset, args.data)[args.first:args.first + args.samples if args.samples else None]
+    samples, unreadable = load_samples(folders, args)
     out = args.output
     (out / "images").mkdir(parents=True, exist_ok=True)
-    table = out / "per_sample.csv"
-    done = {(r["sample"], r["method"], r["seed"]) for r in read_rows(table)}
+    table = ResultsTable(out / "per_sample.csv", COLUMNS)
+    done = {(r["sample"], r["method"], r["seed"]) for r in table.rows()}
+    for name, problem in unreadable:  # reported and kept as error rows; the run goes on without them
+        print(f"evaluate: sample {name} skipped: {problem}", flush=True)
+        for seed in args.seeds:
+            for method in args.methods:
+                if (name, method, str(seed)) not in done:
+                    table.append(error_row(name, method, seed, problem))
     jobs = [Job(s, m, seed) for seed in args.seeds for m in args.methods for s in samples]
     todo = [job for job in jobs if job.key not in done]
     print(f"evaluate: {len(jobs)} edits ({len(samples)} samples × {len(args.methods)} methods × {len(args.seeds)} seeds), "
@@ -88,7 +95,7 @@ def main() -> int:
     finally:
         if local is not None:
             local.stop()
-    rows = read_rows(table)
+    rows = table.rows()
     write_summary(rows, args, out)
     write_grid(rows, samples, args.methods, out)
     print(f"evaluate: {out / 'summary.md'}, {out / 'grid.png'}" + (f"; {failures} edits not done (see above; rerun to retry)" if failures else ""))
@@ -126,6 +133,22 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+def load_samples(folders: list[Path], args) -> tuple[list, list[tuple[str, str]]]:
+    """The readable samples (fitted to --fit-side), and (name, what is wrong) for the others."""
+    samples, unreadable = [], []
+    for folder in folders:
+        try:
+            sample = load_sample(args.dataset, folder)
+            samples.append(fitted(sample, args.fit_side) if args.fit_side else sample)
+        except (BenchmarkDataError, ValueError) as problem:
+            unreadable.append((sample_name(args.dataset, folder), str(problem)))
+    return samples, unreadable
+
+
+def error_row(sample: str, method: str, seed: int, problem: str) -> dict:
+    return {"sample": sample, "method": method, "seed": seed, "error": problem}
+
+
 def fitted(sample, side: int):
     """The sample scaled so its longer side is `side` (sides multiples of 8), drag scaled with it."""
     from dragkit.core.bench import BenchmarkSample
@@ -155,7 +178,7 @@ def start_local_server(args) -> tuple[ComfyServer, str]:
 
 # --- running ---------------------------------------------------------------------------------------
 
-def run_jobs(jobs: list[Job], servers: list[str], checkpoint: str, args, table: Path, out: Path) -> int:
+def run_jobs(jobs: list[Job], servers: list[str], checkpoint: str, args, table: ResultsTable, out: Path) -> int:
     from tqdm import tqdm
 
     pending: queue.Queue = queue.Queue()
@@ -186,12 +209,17 @@ def run_jobs(jobs: list[Job], servers: list[str], checkpoint: str, args, table: 
                         bar.write(f"evaluate: {url} refused the prompt: {refusal}")
                     _drain(pending)
                     return
-                except (ExampleFailed, requests.RequestException) as failure:
+                except (ExampleFailed, requests.RequestException) as failure:  # the server's: retried on a rerun
                     with lock:
                         bar.write(f"evaluate: {job.sample.name} / {job.method} / seed {job.seed} on {url}: {failure}")
+                except Exception as problem:  # noqa: BLE001 - this sample's: an error row, the run goes on
+                    with lock:
+                        bar.write(f"evaluate: {job.sample.name} / {job.method} / seed {job.seed}: skipped: {problem!r}")
+                        table.append(error_row(job.sample.name, job.method, job.seed, f"{type(problem).__name__}: {problem}"))
+                        bar.update(1)
                 else:
                     with lock:
-                        append_row(table, row)
+                        table.append(row)
                         written[0] += 1
                         bar.update(1)
         except ExampleFailed as failure:
@@ -303,30 +331,12 @@ def add_metrics(prompt: dict, args) -> None:
 
 # --- results ---------------------------------------------------------------------------------------
 
-def read_rows(table: Path) -> list[dict]:
-    if not table.exists():
-        return []
-    with table.open(newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-def append_row(table: Path, row: dict) -> None:
-    new = not table.exists() or table.stat().st_size == 0
-    with table.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
 def summarise(rows: list[dict], methods: list[str]) -> dict:
     """Per method: each seed's dataset figures (MD pooled over all pairs, as DragBench's; the others
     the mean over samples), then their mean and std over seeds; seconds per edit; the peak memory."""
     summary = {}
     for method in methods:
-        mine = [r for r in rows if r["method"] == method]
+        mine = [r for r in rows if r["method"] == method and not r.get("error")]
         if not mine:
             continue
         per_seed = {}
@@ -358,6 +368,7 @@ def _std(values: list[float]) -> float:
 
 def write_summary(rows: list[dict], args, out: Path) -> None:
     summary = summarise(rows, args.methods)
+    summary["errors"] = [{k: r[k] for k in ("sample", "method", "seed", "error")} for r in rows if r.get("error")]
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     heads = ["method", "edits", "MD ↓ (px)", "IF ↑", "IF background ↑", "DAI γ=1 ↓", "DAI γ=5", "DAI γ=10", "DAI γ=20",
              "s / edit", "peak GiB"]
@@ -366,8 +377,13 @@ def write_summary(rows: list[dict], args, out: Path) -> None:
              + f", DAI normalisation {args.dai_normalisation}; mean ± std over seeds", "",
              "| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     for method, s in summary.items():
+        if method == "errors":
+            continue
         cells = [method, str(s["edits"])] + [f"{s[c]['mean']:.4g} ± {s[c]['std']:.2g}" for c in METRIC_COLUMNS]
         lines.append("| " + " | ".join(cells + [f"{s['seconds_per_edit']:.1f}", f"{s['peak_memory_gib']:.2f}"]) + " |")
+    if summary["errors"]:
+        lines += ["", f"{len(summary['errors'])} edit(s) not evaluated (error rows in per_sample.csv):"]
+        lines += [f"- {e['sample']} / {e['method']} / seed {e['seed']}: {e['error']}" for e in summary["errors"]]
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines), flush=True)
 
@@ -379,7 +395,7 @@ def write_grid(rows: list[dict], samples: list, methods: list[str], out: Path, a
     for sample in samples:
         edits = {}
         for row in rows:  # the first row of each method: its first seed
-            if row["sample"] == sample.name and row["method"] in methods:
+            if row["sample"] == sample.name and row["method"] in methods and not row.get("error"):
                 edits.setdefault(row["method"], row)
         edits = {m: edits[m] for m in methods if m in edits}
         if not edits:

@@ -57,11 +57,12 @@ class EasyDragSettings:
 
 
 def next_points(handles: torch.Tensor, targets: torch.Tensor, step: float, snap_distance: float) -> torch.Tensor:
-    """p** = q when ‖q − p*‖ < snap_distance, else round(p* + step · unit(q − p*)) (Algorithm 1)."""
+    """p** = q when ‖q − p*‖ < snap_distance, else round(p* + step · unit(q − p*)) (Algorithm 1), and
+    never past q: a step longer than the way left lands on the target (else it could leave the image)."""
     gap = targets - handles
     distance = gap.norm(dim=1, keepdim=True)
     jump = torch.round(handles + step * gap / distance.clamp(min=1e-12))
-    return torch.where(distance < snap_distance, targets, jump)
+    return torch.where((distance < snap_distance) | (distance <= step), targets, jump)
 
 
 def similarity(vectors: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:

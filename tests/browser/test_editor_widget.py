@@ -363,3 +363,30 @@ def test_web_has_no_html_injection_sinks():
     offenders = [f"{path.relative_to(ROOT)}:{n}" for path in sorted((ROOT / "web").rglob("*.js"))
                  for n, line in enumerate(path.read_text().splitlines(), 1) if sinks.search(line)]
     assert not offenders, offenders
+
+
+def test_a_workflow_claiming_a_huge_picture_is_shown_as_unreadable_before_anything_is_allocated(comfy_page):
+    """The widget applies the server's bounds before allocating: sizes past them (which used to make the tab
+    allocate gigabytes, or throw a RangeError out of the loader) are shown as an unreadable value."""
+    page = comfy_page
+    node = page.build_graph(IMAGE_NAME)
+    workflow = page.export_workflow()
+    (editor,) = [n for n in workflow["nodes"] if str(n["id"]) == str(node)]
+    huge = [
+        {"version": 1, "width": 200_000, "height": 200_000, "pairs": [], "mask": {"rle": [1]}},
+        {"version": 1, "width": 4096, "height": 4096, "pairs": [{"handle": [1, 1], "target": [2, 2]}] * 9, "mask": None,
+         "regions": [{"pair": i, "type": "translate", "mask": {"rle": [4096 * 4096]}} for i in range(9)]},
+    ]
+    for offset, value in enumerate(huge, start=1):
+        copy = json.loads(json.dumps(editor))
+        copy.update(id=int(node) + 100 * offset, pos=[380 + 480 * offset, 40], widgets_values=[json.dumps(value)], inputs=[
+            dict(slot, link=None) for slot in copy["inputs"]], outputs=[dict(slot, links=[]) for slot in copy["outputs"]])
+        workflow["nodes"].append(copy)
+    page.load_workflow(workflow)
+    page.page.wait_for_timeout(500)
+    statuses = {n: page.editor_view(n)["status"] for n in page.editor_nodes() if int(n) != int(node)}
+    assert len(statuses) == 2, statuses
+    assert any("from 1 to 8192" in s for s in statuses.values()), statuses
+    assert any("at most 134217728 pixels in all" in s for s in statuses.values()), statuses
+    assert all(page.drag_data(n) for n in statuses), "loading must not rewrite a value the editor cannot read"
+    page.assert_no_console_errors()

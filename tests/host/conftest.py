@@ -1,9 +1,13 @@
 """Fixtures for host tests: a real ComfyUI (COMFYUI_PATH), a generated checkpoint, a live server."""
 
+from pathlib import Path
+
 import pytest
 
 from harness.comfy_inprocess import comfyui_path
 from harness.comfy_server import ComfyClient, prepare_base_directory, running_server
+
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
@@ -12,6 +16,10 @@ def comfy_base(tmp_path_factory):
 
     base = prepare_base_directory(tmp_path_factory.mktemp("comfy"))
     write_tiny_checkpoint(base / "models" / "checkpoints" / "tiny_sd15.safetensors")
+    datasets = base / "input" / "dragkit_datasets"  # DragKit Benchmark Sample reads datasets from here only
+    datasets.mkdir(parents=True)
+    for name in ("Drag100", "DragBench"):
+        (datasets / name).symlink_to(SHARED_DATA / name, target_is_directory=True)
     return base
 
 

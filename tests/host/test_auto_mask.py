@@ -93,6 +93,23 @@ def test_loader_lists_pt_and_safetensors_from_both_folders(client, sam_server):
     assert "notes.txt" not in options
 
 
+@pytest.mark.parametrize("name, content, words", [
+    ("empty.pt", b"", "it is empty"),
+    ("download_page.safetensors", b"<html>404</html>" * 10, "safetensors header"),
+])
+def test_a_damaged_sam2_file_is_refused_at_queue_time_naming_it(client, sam_server, name, content, words):
+    _, base, _ = sam_server
+    (base / "models" / "sam2" / name).write_bytes(content)
+    try:
+        response = client.post_prompt(auto_mask_graph("sam2", name))
+        assert response.status_code == 400, response.text
+        refusals = {e["details"].split(" - ", 1)[1] for e in response.json()["node_errors"]["sam2"]["errors"]}
+        assert any(r.startswith(f"sam2_name: {name}: cannot be read as weights") and words in r
+                   and "sam2.1_hiera_base_plus.pt" in r for r in refusals), refusals
+    finally:
+        (base / "models" / "sam2" / name).unlink()
+
+
 def test_slic_mode_covers_the_object_and_the_path_and_not_the_far_background(client, sam_server):
     _, base, _ = sam_server
     run = client.run(auto_mask_graph("slic"))

@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -47,7 +48,7 @@ def metrics_graph(index: int, image_fidelity=True) -> dict:
         "text": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["ckpt", 1]}},
         "cond": {"class_type": "ConditioningZeroOut", "inputs": {"conditioning": ["text", 0]}},
         "sample": {"class_type": "DragKitBenchmarkSample", "inputs": {
-            "dataset": "drag100", "folder": str(DATA / "Drag100"), "index": index, "width": 128}},
+            "dataset": "drag100", "folder": "Drag100", "index": index, "width": 128}},
         "inverted": {"class_type": "ImageInvert", "inputs": {"image": ["sample", 0]}},
         "same": {"class_type": "DragKitMetrics", "inputs": {**metrics, "edited": ["sample", 0]}},
         "other": {"class_type": "DragKitMetrics", "inputs": {**metrics, "edited": ["inverted", 0]}},
@@ -86,11 +87,24 @@ def test_an_unchanged_picture_scores_the_drag_itself_and_fidelity_one(client, co
         assert report["pairs"] == sample.drag.pair_count and report["peak_memory_gib"] > 0
 
 
+def test_datasets_are_listed_from_the_dataset_folder_and_nothing_else_is_read(client, comfy_base):
+    options = json.dumps(client.object_info()["DragKitBenchmarkSample"]["input"]["required"]["folder"])
+    assert '"Drag100", "DragBench"' in options, options
+    for folder in (str(DATA / "Drag100"), "../Drag100", "Drag100/../../models", "/etc"):
+        graph = metrics_graph(0, image_fidelity=False)
+        graph["sample"]["inputs"]["folder"] = folder
+        response = client.post_prompt(graph)
+        assert response.status_code == 400, (folder, response.text)
+        (details,) = {e["details"].split(" - ", 1)[1] for e in response.json()["node_errors"]["sample"]["errors"]}
+        assert details.startswith(f"folder: {folder!r} is not a dataset folder in dragkit_datasets (it has Drag100, DragBench)")
+        assert str(comfy_base) not in details  # the server's own folders are never shown
+
+
 def test_a_sample_index_past_the_end_is_refused_with_the_count(client):
     graph = metrics_graph(100, image_fidelity=False)
     run = client.run(graph)
     assert run.status == "error"
-    assert run.error["exception_message"].startswith("index: 100 is past the last sample (99)")
+    assert run.error["exception_message"] == "index: 100 is past the last sample (99) of Drag100"
 
 
 # --- the CLI ----------------------------------------------------------------------------------------
@@ -102,9 +116,9 @@ def csv_rows(path: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-@pytest.fixture
-def two_servers(tmp_path_factory):
-    """Two fresh servers with the structure checkpoint and random LPIPS files, one thread each (two
+@contextlib.contextmanager
+def evaluation_servers(tmp_path_factory, count: int):
+    """Fresh servers with the structure checkpoint and random LPIPS files, one thread each (two
     servers' default threads on 2 cores slow both tenfold)."""
     from harness.checkpoints import write_structure_checkpoint
 
@@ -112,7 +126,7 @@ def two_servers(tmp_path_factory):
     write_structure_checkpoint(checkpoint)
     with contextlib.ExitStack() as stack:
         servers = []
-        for name in ("comfy_a", "comfy_b"):
+        for name in ("comfy_a", "comfy_b")[:count]:
             base = prepare_base_directory(tmp_path_factory.mktemp(name), testing_nodes=False)
             (base / "models" / "checkpoints" / checkpoint.name).symlink_to(checkpoint)
             write_random_lpips(base / "models" / "lpips")
@@ -120,10 +134,22 @@ def two_servers(tmp_path_factory):
         yield servers
 
 
-def evaluate(output: Path, servers: list[str]) -> subprocess.Popen:
+@pytest.fixture
+def two_servers(tmp_path_factory):
+    with evaluation_servers(tmp_path_factory, 2) as servers:
+        yield servers
+
+
+@pytest.fixture
+def one_server(tmp_path_factory):
+    with evaluation_servers(tmp_path_factory, 1) as servers:
+        yield servers[0]
+
+
+def evaluate(output: Path, servers: list[str], *extra: str) -> subprocess.Popen:
     command = [sys.executable, "-P", str(ROOT / "scripts" / "evaluate.py"), "--dataset", "drag100", "--samples", "3",
                "--methods", "easydrag", "--random-weights", "--fit-side", "128", "--output", str(output),
-               "--servers", *servers]
+               "--servers", *servers, *extra]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
 
 
@@ -175,3 +201,35 @@ def test_the_cli_fans_out_over_two_servers_resumes_after_a_kill_and_writes_each_
 
 def server_queue(url: str) -> dict:
     return requests.get(f"{url}/queue", timeout=10).json()
+
+
+@in_the_current_hosts_pass_only("the CLI talks to servers over HTTP only: one ComfyUI shows it (slow on 2 cores)")
+def test_the_cli_skips_a_bad_sample_with_an_error_row_and_redoes_a_row_cut_by_a_crash(one_server, tmp_path):
+    """A sample with a NaN point is reported (sample, file, what) as an error row and the run goes on;
+    a row cut mid-write by a crash is not counted as done: it is made again and the summary reads the rest."""
+    data = tmp_path / "Drag100"
+    source = ROOT.parent / "shared" / "data" / "Drag100"
+    good, bad = sorted(p.parent.name for p in source.glob("*/points.json"))[:2]
+    for name in (good, bad):
+        shutil.copytree(source / name, data / name)
+    points = json.loads((data / bad / "points.json").read_text())
+    points["points"][0] = [float("nan"), 10]
+    (data / bad / "points.json").write_text(json.dumps(points))  # writes NaN as JSON's NaN token
+    output = tmp_path / "evaluation"
+    output.mkdir()
+    (output / "per_sample.csv").write_text(  # an older run crashed while writing the good sample's row
+        "sample,method,seed,server,seconds,peak_memory_gib,mean_distance,image_fidelity,image_fidelity_background,"
+        f"dai_1,dai_5,dai_10,dai_20,pairs,distances,handles,image,error\n{good},easydrag,0,{one_server.url},12.")
+    run = evaluate(output, [one_server.url], "--data", str(data))
+    log, _ = run.communicate(timeout=900)
+    assert run.returncode == 0, log
+    assert f"sample {bad} skipped: {bad} (" in log and "point 1 must be two finite numbers" in log, log
+    rows = csv_rows(output / "per_sample.csv")
+    assert sorted(r["sample"] for r in rows) == sorted([good, bad]), rows
+    (made,) = [r for r in rows if r["sample"] == good]
+    (skipped,) = [r for r in rows if r["sample"] == bad]
+    assert made["error"] == "" and math.isfinite(float(made["mean_distance"])) and float(made["seconds"]) > 0
+    assert str(data / bad) in skipped["error"] and "finite" in skipped["error"] and skipped["mean_distance"] == ""
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["easydrag"]["edits"] == 1 and [e["sample"] for e in summary["errors"]] == [bad]
+    assert f"- {bad} / easydrag / seed 0:" in (output / "summary.md").read_text()

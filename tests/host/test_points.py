@@ -43,10 +43,16 @@ def test_kjnodes_and_plain_points_make_a_drag_and_come_back_out(client):
 def test_bad_point_strings_are_refused_at_queue_time_naming_the_input(client, handles, targets, name, words):
     response = client.post_prompt(points_graph(handles, targets))
     assert response.status_code == 400, response.text
-    details = [e["details"] for e in response.json()["node_errors"]["points"]["errors"]]
-    assert any(d.startswith(f"{name}: ") and words in d for d in details), details
+    # ComfyUI writes "<input> - <refusal>" for every input validate_inputs names
+    refusals = {e["details"].split(" - ", 1)[1] for e in response.json()["node_errors"]["points"]["errors"]}
+    assert any(r.startswith(f"{name}: ") and words in r for r in refusals), refusals
 
 
 def test_a_point_outside_the_picture_fails_naming_the_input(client):
     run = client.run(points_graph("[[10, 10]]", "[[90, 10]]"))
     assert run.status == "error" and "targets: pair 1 target (90, 10) lies outside the 64×64 image" in run.describe()
+
+
+def test_a_picture_below_the_smallest_size_is_refused_naming_the_image(client):
+    run = client.run(points_graph("[[1, 1]]", "[[2, 2]]", size=16))
+    assert run.status == "error" and "image: the picture is 16×16 pixels; DragKit needs at least 64×64" in run.describe()

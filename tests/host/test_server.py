@@ -61,6 +61,7 @@ BAD_SPECS = {
     "unknown version": (json.dumps({"version": 2, "width": 64, "height": 64, "pairs": []}), "unknown schema version 2"),
     "unknown region type": (editor_spec(regions=[{"pair": 0, "type": "shear", "mask": {"rle": [64 * 64]}}]), "unknown type 'shear'"),
     "not json": ("{pairs: ", "not valid JSON"),
+    "picture too small": (editor_spec(width=2, height=64, pairs=(((0, 12), (1, 12)),)), "the picture is 2×64 pixels; DragKit needs at least 64×64"),
 }
 
 
@@ -76,9 +77,9 @@ def test_bad_spec_fails_validation_naming_the_input(client, case):
 
 
 def test_size_mismatch_between_points_and_image_is_a_clear_error(client):
-    run = client.run(editor_graph(editor_spec(width=32, height=32, pairs=(((1, 1), (5, 5)),)), size=64))
+    run = client.run(editor_graph(editor_spec(width=96, height=96, pairs=(((1, 1), (5, 5)),)), size=64))
     assert run.status == "error"
-    assert "placed on a 32×32 image but the image input is 64×64" in run.error["exception_message"]
+    assert "placed on a 96×96 image but the image input is 64×64" in run.error["exception_message"]
 
 
 def test_gradient_through_the_unet_inside_a_node_is_finite_and_non_zero(client):

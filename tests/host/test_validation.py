@@ -127,6 +127,10 @@ BAD_REGIONS = {  # the editor's drag_data, refused at queue time with the pair n
     "centre outside": ([region(0, "rotate", (4, 4, 20, 20), center=(70, 10))], "region for pair 1 centre (70, 10) lies outside"),
     "sent off the image": ([region(0, "translate", (56, 0, 64, 8))], "region for pair 1: moved to its target it would leave"),
     "too thin": ([region(0, "translate", (11, 0, 12, 64))], "region for pair 1 is too thin"),
+    "centre on the handle": ([region(0, "rotate", (4, 4, 20, 20), center=(10, 12))],
+                             "region for pair 1: its rotation centre lies on the pair's handle"),
+    "centre on the target": ([region(0, "rotate", (4, 4, 36, 20), center=(30, 12))],
+                             "region for pair 1: its rotation centre lies on the pair's target"),
 }
 
 

@@ -156,3 +156,20 @@ def test_bad_point_strings_say_what_is_wrong(text, words):
 def test_the_checked_constructor_bounds_the_pairs():
     with pytest.raises(DragSpecError, match="at most 100"):
         DragSpec(64, 64, ((1.0, 1.0),) * 101, ((2.0, 2.0),) * 101)
+
+
+def test_the_whole_drag_has_a_mask_budget_checked_before_anything_is_decoded():
+    """Each region alone is within bounds; together they would decode gigabytes. The refusal comes
+    from the counts alone: the region masks here are not even valid run lengths."""
+    from dragkit.core.drag import MAX_MASK_PIXELS
+
+    side = 4096  # 16 Mpx, within the per-image bound
+    layers = MAX_MASK_PIXELS // (side * side) + 1
+    data = {"version": 1, "width": side, "height": side,
+            "pairs": [{"handle": [1, 1], "target": [2, 2]} for _ in range(layers)], "mask": None,
+            "regions": [{"pair": i, "type": "translate", "mask": {"rle": [1]}} for i in range(layers)]}
+    with pytest.raises(DragSpecError, match=rf"the drag has {layers} masks .* at most {MAX_MASK_PIXELS:,} are accepted"):
+        DragSpec.from_json(json.dumps(data))
+    data["regions"] = data["regions"][:layers - 1]  # within the budget: now the run lengths are read (and refused)
+    with pytest.raises(DragSpecError, match="region for pair 1"):
+        DragSpec.from_json(json.dumps(data))

@@ -176,3 +176,24 @@ def test_the_auto_mask_is_rebuilt_when_a_handle_moves_and_a_painted_mask_replace
     assert built == []
     inside, outside = change_inside_and_outside(result.latent, s.inversion.latent, band_mask())
     assert inside > outside
+
+
+@pytest.mark.parametrize("step, snap", [(1.0, 18.0), (256.0, 18.0), (256.0, 256.0)])  # the node's range ends
+def test_every_allowed_step_keeps_the_next_point_between_handle_and_target(step, snap):
+    """A step longer than the way left (up to the node's maximum) lands on the target, never past it:
+    on a small picture the point past it would leave the image."""
+    handles = torch.tensor([[2.0, 60.0], [10.0, 10.0]])
+    targets = torch.tensor([[2.0, 63.0], [40.0, 10.0]])  # near the edge of a 64-wide picture
+    nexts = next_points(handles, targets, step, snap)
+    for handle, target, point in zip(handles, targets, nexts):
+        low, high = torch.minimum(handle, target), torch.maximum(handle, target)
+        assert ((point >= low) & (point <= high)).all(), (step, snap, point)
+
+
+def test_the_largest_step_runs_on_a_small_picture():
+    s = scene(strength=0.7)
+    settings = replace(EasyDragSettings(), max_iterations=5, step=256.0)
+    spec = DragSpec(IMAGE_SIZE, IMAGE_SIZE, ((100.0, 64.0),), ((126.0, 64.0),))  # 26 px from the right edge
+    result = easydrag.optimise(s.denoiser, s.inversion, spec, s.cond, settings)
+    assert all(0 <= x < IMAGE_SIZE and 0 <= y < IMAGE_SIZE for x, y in result.handles)
+    assert torch.isfinite(result.latent).all()

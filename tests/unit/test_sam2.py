@@ -88,8 +88,9 @@ def test_automatic_masks_report_every_batch_and_stop_when_a_batch_callback_raise
     image = (np.random.default_rng(1).random((64, 80, 3)) * 255).astype(np.uint8)
     batches = []
     found = sam2_model.automatic_masks(tiny_model, image, points_per_side=9, on_batch=lambda: batches.append(1))
-    assert len(batches) == sam2_model.automatic_batches(9) == 2  # 81 points in batches of 64
+    assert len(batches) == sam2_model.automatic_batches(9) == 11  # 81 points in batches of 8: cancel within one
     assert all(m.shape == (64, 80) for m in found)
+
 
     class Cancelled(Exception):
         pass
@@ -99,3 +100,24 @@ def test_automatic_masks_report_every_batch_and_stop_when_a_batch_callback_raise
 
     with pytest.raises(Cancelled):
         sam2_model.automatic_masks(tiny_model, image, points_per_side=9, on_batch=cancel)
+
+def test_the_small_decoder_batches_give_the_masks_of_sam2s_own_batch_of_64(tiny_model, monkeypatch):
+    """Each point is decoded on its own: batches of 8 (cancel within one) change nothing. The random
+    model's masks pass no quality threshold, so the thresholds and the dedup are off here to have masks to compare."""
+    monkeypatch.setitem(sam2_model.AUTOMATIC_SETTINGS, "pred_iou_thresh", 0.0)
+    monkeypatch.setitem(sam2_model.AUTOMATIC_SETTINGS, "stability_score_thresh", 0.0)
+    monkeypatch.setitem(sam2_model.AUTOMATIC_SETTINGS, "box_nms_thresh", 1.0)  # keep every point's masks
+    image = (np.random.default_rng(1).random((64, 80, 3)) * 255).astype(np.uint8)
+    small = sam2_model.automatic_masks(tiny_model, image, points_per_side=9)
+    reference = sam2_model.automatic_masks(tiny_model, image, points_per_side=9, points_per_batch=64)
+    assert len(small) > 10 and len(small) == len(reference)
+    assert all(np.array_equal(a, b) for a, b in zip(small, reference))
+
+
+def test_a_sam2_file_with_other_tensor_shapes_is_named_not_loaded(tiny_21):
+    state = dict(tiny_21)
+    key = next(k for k in state if k.startswith("sam_mask_decoder.") and state[k].ndim == 2)
+    state[key] = torch.zeros(state[key].shape[0] + 1, state[key].shape[1])
+    with pytest.raises(sam2_model.Sam2Error) as refused:
+        sam2_model.build_model(state)
+    assert f"{key}: {tuple(state[key].shape)}" in str(refused.value) and "sam2.1_hiera_base_plus.pt" in str(refused.value)

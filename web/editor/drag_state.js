@@ -6,6 +6,10 @@ export const REGION_TYPES = ["translate", "deform", "rotate"];
 
 export class DragDataError extends Error {}
 
+// The server's bounds (core/drag.py), applied before anything is allocated: a workflow's drag_data
+// cannot make the tab allocate more than the server would accept.
+export const LIMITS = { maxSide: 8192, maxPixels: 2 ** 25, maxPairs: 100, maxMaskPixels: 2 ** 27, maxChars: 16_000_000 };
+
 /** Alternating run lengths of 0 and 1 over the row-major mask, starting with a run of 0. */
 export function encodeRle(mask) {
   const runs = [];
@@ -46,7 +50,9 @@ function isEmpty(mask) {
 }
 
 function readSize(value, what) {
-  if (!Number.isInteger(value) || value <= 0) throw new DragDataError(`${what} must be a positive integer`);
+  if (!Number.isInteger(value) || value <= 0 || value > LIMITS.maxSide) {
+    throw new DragDataError(`${what} must be a whole number of pixels from 1 to ${LIMITS.maxSide}`);
+  }
   return value;
 }
 
@@ -82,6 +88,7 @@ export class DragState {
   static fromJSON(text) {
     const state = new DragState();
     if (!text || !text.trim()) return state;
+    if (text.length > LIMITS.maxChars) throw new DragDataError(`drag_data is ${text.length} characters; at most ${LIMITS.maxChars}`);
     let data;
     try {
       data = JSON.parse(text);
@@ -96,7 +103,16 @@ export class DragState {
     }
     state.width = readSize(data.width, "width");
     state.height = readSize(data.height, "height");
+    const pixels = state.width * state.height;
+    if (pixels > LIMITS.maxPixels) {
+      throw new DragDataError(`the image is ${state.width}×${state.height}; at most ${LIMITS.maxPixels} pixels are supported`);
+    }
     if (!Array.isArray(data.pairs)) throw new DragDataError("pairs must be a list");
+    if (data.pairs.length > LIMITS.maxPairs) throw new DragDataError(`there are ${data.pairs.length} pairs; at most ${LIMITS.maxPairs}`);
+    const layers = (data.mask == null ? 0 : 1) + (Array.isArray(data.regions) ? data.regions.length : 0);
+    if (layers * pixels > LIMITS.maxMaskPixels) {
+      throw new DragDataError(`the drag has ${layers} masks of ${state.width}×${state.height}; at most ${LIMITS.maxMaskPixels} pixels in all`);
+    }
     state.pairs = data.pairs.map((pair, i) => {
       if (pair === null || typeof pair !== "object") throw new DragDataError(`pair ${i + 1} must be an object`);
       return { handle: readPoint(pair.handle, `pair ${i + 1} handle`), target: readPoint(pair.target, `pair ${i + 1} target`) };
