@@ -73,10 +73,11 @@ class DragKitBenchmarkSample(CheckedNode):
         return cls.refusal(dataset=dataset, folder=folder)
 
     @classmethod
-    def check_values(cls, values: dict) -> None:
-        folder = values.get("folder")
+    def check(cls, values: dict) -> None:
+        folder = values.get("folder")  # before the choices: this message says where datasets go
         if folder is not None and subfolder_path(DATASET_FOLDER, folder) is None:
             raise InputError(_no_dataset(folder))
+        super().check(values)
 
     @classmethod
     @checked

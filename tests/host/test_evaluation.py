@@ -104,7 +104,7 @@ def test_a_sample_index_past_the_end_is_refused_with_the_count(client):
     graph = metrics_graph(100, image_fidelity=False)
     run = client.run(graph)
     assert run.status == "error"
-    assert run.error["exception_message"] == "index: 100 is past the last sample (99) of Drag100"
+    assert run.error["exception_message"].strip() == "index: 100 is past the last sample (99) of Drag100"
 
 
 # --- the CLI ----------------------------------------------------------------------------------------
