@@ -9,7 +9,7 @@ from comfy_api.v0_0_2 import io, ui
 from ..core.drag import DragSpec, DragSpecError, check_picture_size
 from ..core.methods import dragnext
 from .checks import CheckedNode, InputError, checked, single_item
-from .values import DragType
+from .values import DragType, editable_mask_input
 
 EDITOR_IMAGE_KEY = "dragkit_image"  # the executed message's key the widget reads (web/dragkit_editor.js)
 DRAG_DATA_HELP = (
@@ -71,19 +71,9 @@ class DragKitEditor(CheckedNode):
                 f"{width}×{height}; open the editor on this image and place the points again"
             )
         if mask is not None:
-            spec = spec.with_mask(_editable_mask(mask, width, height))
+            spec = spec.with_mask(editable_mask_input(mask, width, height))
         editable = torch.from_numpy(spec.editable_mask().astype(np.float32))[None]
         # The picture goes to the editor widget under its own key: as "images", newer frontends
         # would also show it as the node's preview, below the editor that already shows it.
         preview = ui.PreviewImage(image, cls=cls).as_dict()["images"]
         return io.NodeOutput(spec, editable, ui={EDITOR_IMAGE_KEY: preview})
-
-
-def _editable_mask(mask: torch.Tensor, width: int, height: int) -> np.ndarray:
-    mask = single_item(mask.reshape(-1, *mask.shape[-2:]), "mask")[0]
-    if tuple(mask.shape) != (height, width):
-        raise InputError(
-            f"mask: the mask input is {mask.shape[1]}×{mask.shape[0]} but the image is {width}×{height}; "
-            "masks must have the image's size"
-        )
-    return mask.cpu().numpy() > 0.5

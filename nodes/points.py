@@ -10,7 +10,7 @@ from comfy_api.v0_0_2 import io
 
 from ..core.drag import DragSpec, DragSpecError, check_picture_size, points_from_text, points_to_text
 from .checks import CheckedNode, InputError, checked, single_item
-from .values import DragType
+from .values import DragType, editable_mask_input
 
 FORMAT_HELP = 'A JSON list of points in image pixels: KJNodes\' [{"x": 10, "y": 20}, …] or [[10, 20], …].'
 
@@ -63,11 +63,7 @@ class DragKitPointsToDrag(CheckedNode):
             check_picture_size(width, height)
         except DragSpecError as exc:
             raise InputError(f"image: {exc}") from None
-        editable = None
-        if mask is not None:
-            editable = single_item(mask.reshape(-1, *mask.shape[-2:]), "mask")[0].cpu().numpy() > 0.5
-            if editable.shape != (height, width):
-                raise InputError(f"mask: it is {editable.shape[1]}×{editable.shape[0]} but the image is {width}×{height}")
+        editable = None if mask is None else editable_mask_input(mask, width, height)
         try:
             spec = DragSpec(width, height, parse_points(handles, "handles"), parse_points(targets, "targets"), editable)
         except DragSpecError as exc:  # a point outside the picture, or an empty mask: name the input it came from

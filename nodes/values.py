@@ -122,3 +122,14 @@ def drag_image(image: torch.Tensor, drag: DragSpec) -> torch.Tensor:
         raise InputError(f"image: it is {width}×{height} but the drag was placed on a {drag.width}×{drag.height} "
                          "image; connect the image the editor shows")
     return image
+
+
+def editable_mask_input(mask: torch.Tensor, width: int, height: int) -> np.ndarray:
+    """A MASK input as the drag's editable region (bool H × W): one mask, of the picture's size."""
+    mask = single_item(mask.reshape(-1, *mask.shape[-2:]), "mask")[0]
+    if tuple(mask.shape) != (height, width):
+        raise InputError(
+            f"mask: the mask input is {mask.shape[1]}×{mask.shape[0]} but the image is {width}×{height}; "
+            "masks must have the image's size"
+        )
+    return mask.cpu().numpy() > 0.5
