@@ -35,8 +35,9 @@ MIN_SIDE = 64  # SD's VAE makes it an 8×8 latent, the smallest the UNet's three
 MAX_PIXELS = 1 << 25
 MAX_PAIRS = 100
 # The whole drag's decoded masks (the editable mask and every region, each width × height): what one
-# drag_data may make the server decode and check, whatever its size on the wire (128 MiB of bools).
-MAX_MASK_PIXELS = 1 << 27
+# drag_data may make the server decode and check, whatever its size on the wire (64 MiB of bools; its
+# queue-time check then takes a fraction of a second, benchmarks/drag_validation.py).
+MAX_MASK_PIXELS = 1 << 26
 MAX_JSON_CHARS = 16_000_000
 
 

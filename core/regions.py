@@ -99,6 +99,18 @@ class RegionMotion:
             return None
         return self._shifted(dr, dc)
 
+    def lands_on_grid(self, eta: float) -> bool:
+        """Whether any of the region stays on the grid when sent to progress η (a shift is checked on
+        the mask's overlapping block, without building the warp: queue-time checks stay cheap)."""
+        if self.kind == "rotate":
+            warp = self.warp_at(eta)
+            return warp is None or warp.target.numel() > 0
+        dr, dc = (int(v) for v in self.offset_at(eta))
+        rows, cols = self.size
+        if abs(dr) >= rows or abs(dc) >= cols:
+            return False
+        return bool(self.mask[max(0, -dr):rows - max(0, dr), max(0, -dc):cols - max(0, dc)].any())
+
     def _shifted(self, dr: int, dc: int) -> Warp:
         rows, cols = self.size
         r, c = self.mask.nonzero(as_tuple=True)
@@ -111,16 +123,38 @@ class RegionMotion:
         device = self.mask.device
         angle = math.radians(degrees)
         cos, sin = math.cos(angle), math.sin(angle)
+        (r0, r1), (c0, c1) = self._rotated_box(cos, sin)  # only target pixels there can have a source
         # torchvision: pixel i's centre is at i + ½ and the centre point is taken as given
-        y = torch.arange(rows, device=device, dtype=torch.float64)[:, None] + 0.5 - self.center[0]
-        x = torch.arange(cols, device=device, dtype=torch.float64)[None, :] + 0.5 - self.center[1]
+        y = torch.arange(r0, r1, device=device, dtype=torch.float64)[:, None] + 0.5 - self.center[0]
+        x = torch.arange(c0, c1, device=device, dtype=torch.float64)[None, :] + 0.5 - self.center[1]
         source_x = self.center[1] + x * cos - y * sin - 0.5  # the inverse rotation, back to indices
         source_y = self.center[0] + x * sin + y * cos - 0.5
         sr, sc = torch.round(source_y).long(), torch.round(source_x).long()
         on_grid = (sr >= 0) & (sr < rows) & (sc >= 0) & (sc < cols)
         inside = on_grid & self.mask[sr.clamp(0, rows - 1), sc.clamp(0, cols - 1)]
         tr, tc = inside.nonzero(as_tuple=True)
-        return Warp(source=sr[tr, tc] * cols + sc[tr, tc], target=tr * cols + tc)
+        return Warp(source=sr[tr, tc] * cols + sc[tr, tc], target=(tr + r0) * cols + (tc + c0))
+
+    def _rotated_box(self, cos: float, sin: float) -> tuple[tuple[int, int], tuple[int, int]]:
+        """The target rows and columns (half-open, on the grid) the rotated mask can reach: its bounding
+        box's corners sent forward (the inverse of _rotated's backward map), a pixel of margin for the
+        rounding. Everything outside has no source pixel, so the warp is the same, and cheap."""
+        rows, cols = self.size
+        found_rows, found_cols = self.mask.any(dim=1).nonzero(), self.mask.any(dim=0).nonzero()
+        if not len(found_rows):
+            return (0, 0), (0, 0)
+        (cy, cx) = self.center
+        us = (int(found_cols[0]) - cx, int(found_cols[-1]) + 1 - cx)  # source x + ½ − cx over the box
+        vs = (int(found_rows[0]) - cy, int(found_rows[-1]) + 1 - cy)
+        xs = [cos * u + sin * v + cx - 0.5 for u in us for v in vs]
+        ys = [-sin * u + cos * v + cy - 0.5 for u in us for v in vs]
+        return _on_grid(min(ys), max(ys), rows), _on_grid(min(xs), max(xs), cols)
+
+
+def _on_grid(low: float, high: float, size: int) -> tuple[int, int]:
+    """[low, high] widened by a pixel each side for rounding, as a half-open range on 0 … size."""
+    start = min(size, max(0, math.floor(low) - 1))
+    return start, max(start, min(size, math.ceil(high) + 2))
 
 
 def grid_mask(mask: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
@@ -188,8 +222,7 @@ def _painted_motion(region: Region, handle: GridPoint, target: GridPoint, grid: 
     motion = RegionMotion(region.kind, grid_mask(region.mask, grid.size), handle, target, center, angle_step)
     if not motion.mask.any():
         raise DragSpecError(f"{where} is too thin for DragNeXt's half-size feature grid; paint it at least 2 pixels wide")
-    final = motion.warp_at(1.0)
-    if final is not None and final.target.numel() == 0:
+    if not motion.lands_on_grid(1.0):
         raise DragSpecError(f"{where}: moved to its target it would leave the image entirely; "
                             "move the target or paint the region around the handle")
     return motion

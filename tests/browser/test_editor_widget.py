@@ -387,6 +387,6 @@ def test_a_workflow_claiming_a_huge_picture_is_shown_as_unreadable_before_anythi
     statuses = {n: page.editor_view(n)["status"] for n in page.editor_nodes() if int(n) != int(node)}
     assert len(statuses) == 2, statuses
     assert any("from 1 to 8192" in s for s in statuses.values()), statuses
-    assert any("at most 134217728 pixels in all" in s for s in statuses.values()), statuses
+    assert any("at most 67108864 pixels in all" in s for s in statuses.values()), statuses
     assert all(page.drag_data(n) for n in statuses), "loading must not rewrite a value the editor cannot read"
     page.assert_no_console_errors()

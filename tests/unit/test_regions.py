@@ -180,3 +180,41 @@ def test_regions_too_thin_for_the_grid_or_sent_off_the_image_are_refused_by_pair
     around = np.zeros((48, 64), dtype=bool)
     around[16:24, 16:24] = True
     check_regions(spec_with(Region(0, "rotate", around, (30.0, 30.0))), grid)  # fine
+
+
+@pytest.mark.parametrize("target", [(3, 3), (3, 40), (40, 3), (-30, 3), (3, -31), (33, 33), (0, 20), (-2, 0)])
+def test_the_cheap_landing_check_agrees_with_the_warp(target):
+    """Queue-time feasibility without building the warp: the same verdict as the warp's own pixels."""
+    mask = torch.zeros(32, 32, dtype=torch.bool)
+    mask[2:6, 4:9] = True
+    motion = RegionMotion("translate", mask, (3, 3), target)
+    warp = motion.warp_at(1.0)
+    assert motion.lands_on_grid(1.0) == (warp is None or warp.target.numel() > 0)
+
+
+def full_grid_rotation(motion, degrees):
+    """The rotation warp computed over every pixel of the grid (the definition _rotated restricts)."""
+    rows, cols = motion.size
+    cos, sin = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
+    y = torch.arange(rows, dtype=torch.float64)[:, None] + 0.5 - motion.center[0]
+    x = torch.arange(cols, dtype=torch.float64)[None, :] + 0.5 - motion.center[1]
+    sr = torch.round(motion.center[0] + x * sin + y * cos - 0.5).long()
+    sc = torch.round(motion.center[1] + x * cos - y * sin - 0.5).long()
+    inside = (sr >= 0) & (sr < rows) & (sc >= 0) & (sc < cols) & motion.mask[sr.clamp(0, rows - 1), sc.clamp(0, cols - 1)]
+    tr, tc = inside.nonzero(as_tuple=True)
+    return sr[tr, tc] * cols + sc[tr, tc], tr * cols + tc
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_rotation_restricted_to_where_the_region_can_land_is_the_whole_grid_warp(seed):
+    rng = random.Random(seed)
+    rows, cols = rng.randint(12, 48), rng.randint(12, 48)
+    mask = torch.zeros(rows, cols, dtype=torch.bool)
+    top, left = rng.randrange(rows - 4), rng.randrange(cols - 4)
+    mask[top:top + rng.randint(1, 10), left:left + rng.randint(1, 10)] = True
+    center = (rng.uniform(-5, rows + 5), rng.uniform(-5, cols + 5))
+    motion = RegionMotion("rotate", mask, (top, left), (top + 3, left + 5), center)
+    for degrees in (2.0, -37.0, 90.0, 178.0, rng.uniform(-180, 180)):
+        warp = motion._rotated(degrees)
+        source, target = full_grid_rotation(motion, degrees)
+        assert torch.equal(warp.source, source) and torch.equal(warp.target, target), (seed, degrees)

@@ -8,7 +8,7 @@ export class DragDataError extends Error {}
 
 // The server's bounds (core/drag.py), applied before anything is allocated: a workflow's drag_data
 // cannot make the tab allocate more than the server would accept.
-export const LIMITS = { maxSide: 8192, maxPixels: 2 ** 25, maxPairs: 100, maxMaskPixels: 2 ** 27, maxChars: 16_000_000 };
+export const LIMITS = { maxSide: 8192, maxPixels: 2 ** 25, maxPairs: 100, maxMaskPixels: 2 ** 26, maxChars: 16_000_000 };
 
 /** Alternating run lengths of 0 and 1 over the row-major mask, starting with a run of 0. */
 export function encodeRle(mask) {
