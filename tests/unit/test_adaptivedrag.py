@@ -6,7 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from synthetic import IMAGE_SIZE, band_mask, change_inside_and_outside, one_thread, scene
+from harness.synthetic import IMAGE_SIZE, band_mask, change_inside_and_outside, one_thread, scene
 
 from dragkit.core import masks
 from dragkit.core.drag import DragSpec

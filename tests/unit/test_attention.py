@@ -3,7 +3,7 @@ import torch
 
 from dragkit.core.attention import SD15_LAST_DECODER_LAYERS, MutualSelfAttention, RecordedReference
 from dragkit.core.denoiser import AttentionCall
-from fakes import FakeDenoiser, plain_attention
+from harness.fakes import FakeDenoiser, plain_attention
 
 HEADS = 2
 TIMESTEPS = tuple(range(981, 0, -20))

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from fakes import FakeDenoiser, sd15_alphas_cumprod
+from harness.fakes import FakeDenoiser, sd15_alphas_cumprod
 
 from dragkit.core.attention import MutualSelfAttention
 from dragkit.core.sampling import CorrespondenceLoss, mutual_attention_sample

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from synthetic import IMAGE_SIZE, change_inside_and_outside, one_thread, scene
+from harness.synthetic import IMAGE_SIZE, change_inside_and_outside, one_thread, scene
 from test_gooddrag import counting
 
 from dragkit.core.drag import DragSpec, Region

@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 import torch
-from synthetic import IMAGE_SIZE, band_mask, change_inside_and_outside, one_thread, scene
+from harness.synthetic import IMAGE_SIZE, band_mask, change_inside_and_outside, one_thread, scene
 
 from dragkit.core.drag import DragSpec
 from dragkit.core.methods import REACHED, easydrag

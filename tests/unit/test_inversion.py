@@ -6,7 +6,7 @@ import torch
 from dragkit.core.inversion import invert
 from dragkit.core.sampling import sample
 from dragkit.core.schedule import ddim_schedule
-from fakes import Cancelled, FakeDenoiser, cancel, sd15_alphas_cumprod
+from harness.fakes import Cancelled, FakeDenoiser, cancel, sd15_alphas_cumprod
 
 STEPS = 50
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from dragkit.core.metrics import (Lpips, alexnet_lpips, dift_features, drag_accuracy_index, image_fidelity,
                                   matched_points, point_distances, upsampled_rows)
-from synthetic import SyntheticDenoiser
+from harness.synthetic import SyntheticDenoiser
 
 
 def texture(channels=16, height=40, width=48, seed=0) -> torch.Tensor:

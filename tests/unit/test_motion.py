@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from synthetic import one_thread
+from harness.synthetic import one_thread
 
 from dragkit.core.motion import (
     FeatureGrid,

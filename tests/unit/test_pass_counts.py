@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from synthetic import IMAGE_SIZE, SyntheticDenoiser, one_thread
+from harness.synthetic import IMAGE_SIZE, SyntheticDenoiser, one_thread
 
 from dragkit.core.drag import DragSpec
 from dragkit.core.passes import CountingDenoiser

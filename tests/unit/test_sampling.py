@@ -5,7 +5,7 @@ from dragkit.core.attention import MutualSelfAttention, RecordedReference
 from dragkit.core.denoiser import GuidedDenoiser
 from dragkit.core.sampling import mutual_attention_sample, reference_guided_sample, sample
 from dragkit.core.schedule import ddim_schedule
-from fakes import Cancelled, FakeDenoiser, cancel, sd15_alphas_cumprod
+from harness.fakes import Cancelled, FakeDenoiser, cancel, sd15_alphas_cumprod
 
 START_INDEX = 15  # strength 0.7 of 50 steps: t = 681
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from dragkit.core.denoiser import AttentionHook, Prediction
 from dragkit.core.inversion import Inversion, invert
 from dragkit.core.schedule import ddim_schedule
-from fakes import CpuDenoiser
+from harness.fakes import CpuDenoiser
 
 TAP_SCALES = (0.25, 0.5, 1.0, 1.0)
 TAP_CHANNELS = (16, 16, 16, 8)
@@ -75,13 +75,14 @@ class Scene:
     cond: torch.Tensor
 
 
-def scene(strength: float, seed: int = 1) -> Scene:
-    """A random 16×16 latent inverted over the 50-step SD 1.5 schedule; call counts start at zero.
+def scene(strength: float, seed: int = 1, size: int = IMAGE_SIZE) -> Scene:
+    """A random latent of a `size`² picture (16×16 by default) inverted over the 50-step SD 1.5
+    schedule; call counts start at zero.
 
     The amplitude 0.25 keeps the drag within the papers' learning rates and iteration budgets:
     everything here is linear in the latent, so its scale plays the part of the step size."""
     denoiser = SyntheticDenoiser()
-    source = 0.25 * torch.randn(1, 4, IMAGE_SIZE // 8, IMAGE_SIZE // 8, generator=torch.Generator().manual_seed(seed))
+    source = 0.25 * torch.randn(1, 4, size // 8, size // 8, generator=torch.Generator().manual_seed(seed))
     cond = torch.zeros(1, 1, 8)
     inversion = invert(denoiser, source, cond, ddim_schedule(denoiser.alphas_cumprod, 50), strength)
     denoiser.predicted_timesteps.clear()
