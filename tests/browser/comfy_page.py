@@ -224,7 +224,7 @@ class ComfyPage:
         """ComfyUI re-runs only changed nodes: drop its cache so that the next queue runs every node
         (an earlier test may have queued the same graph)."""
         requests.post(f"{self.server.url}/free", json={"free_memory": True}, timeout=10).raise_for_status()
-        time.sleep(1.0)  # the prompt worker takes the flag when it next wakes
+        time.sleep(3.0)  # the prompt worker takes the flag when it next wakes (1 s was too short on a loaded machine)
 
     def queue(self) -> tuple[dict, str]:
         """Queues through the app; returns the /prompt body as sent and the id the backend gave it."""
