@@ -18,10 +18,11 @@ import torch
 import torch.nn.functional as F
 
 from .denoiser import AttentionCall
+from .families import DEFAULT_FAMILY
 
 # SD 1.5 self-attention layers 10–15 are those of up_blocks[2] (32×32 for a 64×64 latent) and
 # up_blocks[3] (64×64). They are the layers the papers' code edits; up_blocks[1] (7–9) is left alone.
-SD15_LAST_DECODER_LAYERS = frozenset(range(10, 16))
+SD15_LAST_DECODER_LAYERS = frozenset(DEFAULT_FAMILY.sharing_range)
 
 
 def _split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:

@@ -26,10 +26,11 @@ import torch
 import torch.nn.functional as F
 
 from .denoiser import Denoiser
+from .families import DEFAULT_FAMILY
 
 Point = tuple[float, float]
 DIFT_TIMESTEP = 261
-DIFT_BLOCK = 1
+DIFT_BLOCK = DEFAULT_FAMILY.block("dift")
 DIFT_ENSEMBLE = 8
 DIFT_SEED = 42
 DAI_GAMMAS = (1, 5, 10, 20)

@@ -19,6 +19,7 @@ METHODS: tuple[Recipe, ...] = (dragdiffusion.RECIPE, gooddrag.RECIPE, easydrag.R
                                adaptivedrag.RECIPE)
 BY_NAME = {recipe.name: recipe for recipe in METHODS}
 BY_KEY = {recipe.key: recipe for recipe in METHODS}
+BY_NODE = {recipe.node_id: recipe for recipe in METHODS}
 
 
 def lora_presets() -> dict[str, int]:
@@ -32,8 +33,8 @@ def inversion_presets() -> dict[str, float]:
 
 
 def recipe_of(name: str) -> Recipe:
-    """The recipe by name or key."""
-    recipe = BY_NAME.get(name) or BY_KEY.get(name)
+    """The recipe by name, key or drag node id."""
+    recipe = BY_NAME.get(name) or BY_KEY.get(name) or BY_NODE.get(name)
     if recipe is None:
         raise ValueError(f"no drag method {name!r}; the methods are {', '.join(r.name for r in METHODS)}")
     return recipe

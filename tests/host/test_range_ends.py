@@ -30,23 +30,18 @@ def range_ends() -> list[tuple[str, str, float]]:
     import_comfy()
     from comfy_api.v0_0_2 import io
 
+    from dragkit.core.methods import recipe_of
     from dragkit.nodes.drag import DRAG_NODES
 
     cases = []
     for node in DRAG_NODES:
         schema = node.define_schema()
-        names = {f.name for f in fields(recipe_of_node(schema.node_id).settings)}
+        names = {f.name for f in fields(recipe_of(schema.node_id).settings)}
         for spec in schema.inputs:
             if isinstance(spec, (io.Int.Input, io.Float.Input)) and spec.id in names:
                 high = min(spec.max, COUNT_CAP) if spec.id in COUNTS else spec.max
                 cases += [(schema.node_id, spec.id, spec.min), (schema.node_id, spec.id, high)]
     return cases
-
-
-def recipe_of_node(node_id: str):
-    from dragkit.core.methods import METHODS
-
-    return next(r for r in METHODS if r.node_id == node_id)
 
 
 SIDE = 64  # the smallest picture DragKit accepts (core.drag.MIN_SIDE)
@@ -57,10 +52,10 @@ CORNER_DRAG = (((6.0, 5.0), (57.0, 60.0)), ((60.0, 58.0), (2.0, 3.0)))  # two pa
 def test_every_range_end_runs_on_the_smallest_picture(node_id, name, value):
     from dragkit.core.drag import MIN_SIDE, DragSpec
     from dragkit.core.masks import adaptive_segments
-    from dragkit.core.methods import adaptivedrag
+    from dragkit.core.methods import adaptivedrag, recipe_of
 
     assert SIDE == MIN_SIDE
-    recipe = recipe_of_node(node_id)
+    recipe = recipe_of(node_id)
     settings = replace(recipe.settings(), **{name: value})
     if name == "initial_budget" and settings.max_budget < value:
         settings = replace(settings, max_budget=value)  # the node refuses max_budget below it
